@@ -1,0 +1,230 @@
+"""Accounts API: who am I, the current organization and its members, API keys,
+and JWT tokens.  Views parse input, call a service or selector and serialize."""
+
+import django_filters
+from django.db.models import Count
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt import views as jwt_views
+
+from accounts import selectors, services
+from accounts.authentication import ApiKeyPrincipal
+from accounts.models import ApiKey, Membership
+from accounts.permissions import HasOrganizationRole
+from accounts.roles import Role
+from accounts.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    CurrentOrganizationSerializer,
+    MemberCreateSerializer,
+    MemberSerializer,
+    MemberUpdateSerializer,
+    MeSerializer,
+    OrganizationUpdateSerializer,
+    TokenObtainSerializer,
+    TokenPairSerializer,
+)
+from accounts.tenancy import TenantScopedMixin, tenant_for_request
+from agenthub.errors import NotFoundError
+
+ORG_HEADER_PARAMETER = OpenApiParameter(
+    "X-Organization",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Organization id or slug to act in (users with several memberships).",
+)
+
+
+class TokenObtainApi(jwt_views.TokenObtainPairView):
+    serializer_class = TokenObtainSerializer
+
+    @extend_schema(responses={200: TokenPairSerializer}, summary="Obtain an access/refresh token pair")
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+
+class MeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=MeSerializer, parameters=[ORG_HEADER_PARAMETER], summary="The caller")
+    def get(self, request):
+        if isinstance(request.user, ApiKeyPrincipal):
+            key = request.user.api_key
+            data = {
+                "auth_method": "api_key",
+                "user": None,
+                "api_key": key,
+                "organization": key.organization,
+                "role": key.role,
+                "memberships": [],
+            }
+        else:
+            memberships = list(selectors.memberships_of_user(user=request.user))
+            try:
+                tenant = tenant_for_request(request)
+            except NotFoundError:
+                tenant = None
+            data = {
+                "auth_method": "session" if request.auth is None else "jwt",
+                "user": request.user,
+                "api_key": None,
+                "organization": tenant.organization if tenant else None,
+                "role": tenant.role if tenant else None,
+                "memberships": memberships,
+            }
+        return Response(MeSerializer(data).data)
+
+
+class CurrentOrganizationApi(APIView):
+    permission_classes = [IsAuthenticated, HasOrganizationRole]
+    read_role = Role.VIEWER
+    write_role = Role.ADMIN
+
+    def _payload(self, request):
+        tenant = tenant_for_request(request)
+        org = tenant.organization
+        org.role = tenant.role
+        org.member_count = Membership.objects.for_organization(org).aggregate(n=Count("pk"))["n"]
+        return CurrentOrganizationSerializer(org).data
+
+    @extend_schema(responses=CurrentOrganizationSerializer, parameters=[ORG_HEADER_PARAMETER])
+    def get(self, request):
+        return Response(self._payload(request))
+
+    @extend_schema(
+        request=OrganizationUpdateSerializer, responses=CurrentOrganizationSerializer, parameters=[ORG_HEADER_PARAMETER]
+    )
+    def patch(self, request):
+        serializer = OrganizationUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.organization_update(
+            organization=tenant_for_request(request).organization, name=serializer.validated_data["name"]
+        )
+        return Response(self._payload(request))
+
+
+class MemberFilter(django_filters.FilterSet):
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Members of the current organization", parameters=[ORG_HEADER_PARAMETER]),
+    retrieve=extend_schema(summary="One member", parameters=[ORG_HEADER_PARAMETER]),
+    create=extend_schema(
+        summary="Add an existing user", request=MemberCreateSerializer, responses={201: MemberSerializer}
+    ),
+    partial_update=extend_schema(
+        summary="Change a member's role", request=MemberUpdateSerializer, responses=MemberSerializer
+    ),
+    destroy=extend_schema(summary="Remove a member", responses={204: None}),
+)
+class MemberViewSet(
+    TenantScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    tenant_model = Membership
+    serializer_class = MemberSerializer
+    permission_classes = [IsAuthenticated, HasOrganizationRole]
+    read_role = Role.VIEWER
+    write_role = Role.ADMIN
+    filterset_class = MemberFilter
+    ordering_fields = ["created_at", "user__username", "role"]
+    ordering = ["created_at"]
+    search_fields = ["user__username", "user__email"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("user")
+
+    def create(self, request):
+        serializer = MemberCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tenant = self.tenant
+        membership = services.membership_add(
+            organization=tenant.organization,
+            actor_role=tenant.role,
+            user_lookup=serializer.validated_data["user"],
+            role=serializer.validated_data["role"],
+        )
+        return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, pk=None):
+        membership = self.get_object()
+        serializer = MemberUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.membership_change_role(
+            membership=membership, actor_role=self.tenant.role, role=serializer.validated_data["role"]
+        )
+        return Response(MemberSerializer(membership).data)
+
+    def destroy(self, request, pk=None):
+        services.membership_remove(membership=self.get_object(), actor_role=self.tenant.role)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiKeyFilter(django_filters.FilterSet):
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+    revoked = django_filters.BooleanFilter(field_name="revoked_at", lookup_expr="isnull", exclude=True)
+
+    class Meta:
+        model = ApiKey
+        fields = ["role", "revoked"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="API keys of the current organization", parameters=[ORG_HEADER_PARAMETER]),
+    retrieve=extend_schema(summary="One API key (never its secret)", parameters=[ORG_HEADER_PARAMETER]),
+    create=extend_schema(
+        summary="Create an API key; the response holds the secret, once",
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer},
+    ),
+    destroy=extend_schema(summary="Revoke an API key", responses={204: None}),
+)
+class ApiKeyViewSet(
+    TenantScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    tenant_model = ApiKey
+    serializer_class = ApiKeySerializer
+    permission_classes = [IsAuthenticated, HasOrganizationRole]
+    read_role = Role.ADMIN
+    write_role = Role.ADMIN
+    filterset_class = ApiKeyFilter
+    ordering_fields = ["created_at", "last_used_at", "name"]
+    ordering = ["-created_at"]
+    search_fields = ["name", "prefix"]
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("created_by")
+
+    def create(self, request):
+        serializer = ApiKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tenant = self.tenant
+        key, raw = services.api_key_create(
+            organization=tenant.organization,
+            actor_role=tenant.role,
+            created_by=tenant.user,
+            **serializer.validated_data,
+        )
+        key.key = raw
+        return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, pk=None):
+        services.api_key_revoke(api_key=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "accounts"
+    verbose_name = "Accounts and organizations"
+
+    def ready(self):
+        from accounts import schema  # noqa: F401  (registers the OpenAPI extension)

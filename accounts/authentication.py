@@ -1,0 +1,98 @@
+"""API key authentication for DRF.
+
+Keys look like ``ahk_<prefix>_<secret>`` and are sent as
+``Authorization: Bearer ahk_...`` (so any OpenAI client can use one) or in
+``X-API-Key``.  Anything else is left to the JWT and session authenticators.
+"""
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from accounts.models import ApiKey
+
+KEY_PREFIX = "ahk_"
+
+
+def hash_api_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def split_api_key(raw: str) -> tuple[str, str] | None:
+    """``(prefix, secret)`` of a well-formed key, None otherwise."""
+    if not raw.startswith(KEY_PREFIX):
+        return None
+    prefix, sep, secret = raw[len(KEY_PREFIX) :].partition("_")
+    if not sep or not prefix or not secret or len(prefix) > 16 or len(secret) > 128:
+        return None
+    return prefix, secret
+
+
+class ApiKeyPrincipal:
+    """``request.user`` for a request made with an API key: authenticated,
+    not a person, acting in the key's organization with the key's role."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def __init__(self, api_key: ApiKey):
+        self.api_key = api_key
+        self.username = f"apikey:{api_key.prefix}"
+
+    def __str__(self) -> str:
+        return self.username
+
+    def get_username(self) -> str:
+        return self.username
+
+    def has_perm(self, perm, obj=None) -> bool:
+        return False
+
+
+def api_key_authenticate(raw: str) -> ApiKey:
+    """The active key for ``raw``; AuthenticationFailed otherwise."""
+    parts = split_api_key(raw)
+    if parts is None:
+        raise exceptions.AuthenticationFailed("Malformed API key.", code="invalid_api_key")
+    key = ApiKey.objects.select_related("organization").filter(prefix=parts[0]).first()
+    if key is None or not hmac.compare_digest(key.hashed_key, hash_api_key(raw)):
+        raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+    now = timezone.now()
+    if key.revoked_at is not None:
+        raise exceptions.AuthenticationFailed("This API key has been revoked.", code="api_key_revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise exceptions.AuthenticationFailed("This API key has expired.", code="api_key_expired")
+    if not key.organization.is_active:
+        raise exceptions.AuthenticationFailed("This organization is disabled.", code="organization_disabled")
+    resolution = timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+    if key.last_used_at is None or now - key.last_used_at >= resolution:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        raw = request.META.get("HTTP_X_API_KEY", "").strip()
+        if not raw:
+            header = authentication.get_authorization_header(request).decode("latin-1").split()
+            if len(header) == 2 and header[0].lower() == "bearer" and header[1].startswith(KEY_PREFIX):
+                raw = header[1]
+        if not raw:
+            return None
+        key = api_key_authenticate(raw)
+        return ApiKeyPrincipal(key), key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'

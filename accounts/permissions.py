@@ -1,0 +1,31 @@
+"""DRF permissions by minimum role in the caller's organization.
+
+Views declare ``read_role`` (safe methods) and ``write_role`` (everything else),
+or ``action_roles`` for named viewset actions; the defaults are viewer to read
+and admin to write.
+"""
+
+from rest_framework import permissions
+
+from accounts.roles import Role
+from accounts.tenancy import tenant_for_request
+
+
+class HasOrganizationRole(permissions.BasePermission):
+    message = "Your role in this organization does not allow this action."
+
+    def has_permission(self, request, view) -> bool:
+        if not request.user or not request.user.is_authenticated:
+            return False
+        tenant = tenant_for_request(request)
+        return tenant.has_role(required_role(request, view))
+
+
+def required_role(request, view) -> str:
+    action = getattr(view, "action", None)
+    by_action = getattr(view, "action_roles", {})
+    if action in by_action:
+        return by_action[action]
+    if request.method in permissions.SAFE_METHODS:
+        return getattr(view, "read_role", Role.VIEWER)
+    return getattr(view, "write_role", Role.ADMIN)

@@ -1,0 +1,15 @@
+"""OpenAPI description of the API key authenticator (loaded in AppConfig.ready)."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ApiKeyAuthentication"
+    name = "apiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An organization API key (`ahk_...`) as a bearer token, or in the `X-API-Key` header.",
+        }

@@ -1,0 +1,63 @@
+"""The Celery application.
+
+JSON only, late acks with redelivery when a worker dies, time limits, and the
+queues ``default``, ``tools``, ``workflows`` and ``billing``.  The request id of
+whatever enqueued a task travels in the message headers and is set for the
+task's logs (see :mod:`agenthub.requestid`).
+"""
+
+import contextlib
+import os
+
+from celery import Celery, Task, signals
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agenthub.settings.local")
+
+
+class RequestIdTask(Task):
+    """Carries the current request id in the message headers."""
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None, **options):
+        from agenthub.requestid import get_request_id
+
+        request_id = get_request_id()
+        if request_id:
+            headers = dict(options.pop("headers", None) or {})
+            headers.setdefault("request_id", request_id)
+            options["headers"] = headers
+        return super().apply_async(args, kwargs, task_id, producer, link, link_error, **options)
+
+
+app = Celery("agenthub", task_cls=RequestIdTask)
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect
+def _task_request_id_start(task=None, **kwargs):
+    from agenthub.requestid import new_request_id, set_request_id
+
+    request = task.request
+    request_id = getattr(request, "request_id", None) or (request.headers or {}).get("request_id")
+    request._agenthub_rid_token = set_request_id(request_id or new_request_id())
+
+
+@signals.task_postrun.connect
+def _task_request_id_end(task=None, **kwargs):
+    from agenthub.requestid import reset_request_id
+
+    token = getattr(task.request, "_agenthub_rid_token", None)
+    if token is not None:
+        with contextlib.suppress(ValueError):
+            reset_request_id(token)
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _request_id_on_celery_logs(logger=None, **kwargs):
+    from agenthub.requestid import RequestIdLogFilter
+
+    for handler in logger.handlers:
+        handler.addFilter(RequestIdLogFilter())

@@ -1,0 +1,35 @@
+"""One asyncio Redis client per event loop (the web process has one loop;
+tests and management commands may create several)."""
+
+import asyncio
+import weakref
+
+from django.conf import settings
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, object]" = weakref.WeakKeyDictionary()
+
+
+def redis_configured() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+def get_redis():
+    """The loop's ``redis.asyncio.Redis`` client (bytes in, bytes out)."""
+    import redis.asyncio as aioredis
+
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        # A bounded pool that waits for a free connection (the default pool
+        # fails at once when exhausted, e.g. 500 turns starting together).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=1000,
+            timeout=30,
+            socket_connect_timeout=2,
+            socket_keepalive=True,
+            health_check_interval=30,
+        )
+        client = aioredis.Redis(connection_pool=pool)
+        _clients[loop] = client
+    return client

@@ -1,0 +1,77 @@
+"""Helpers for tests that run real processes: an ASGI server (daphne) on the
+test database, reachable over loopback."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from django.db import connections
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the database the tests are using (the test database)."""
+    db = connections["default"].settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def subprocess_env(**extra) -> dict:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agenthub.settings.test", "PYTHONUNBUFFERED": "1"}
+    env["DATABASE_URL"] = database_url_for_subprocess()
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@contextmanager
+def run_daphne(*, env: dict | None = None, log_path: Path | None = None, timeout: float = 30):
+    """Starts daphne on a free port and yields its base URL once it serves."""
+    port = free_port()
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "agenthub.asgi:application"],
+        cwd=ROOT,
+        env=env or subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"daphne exited with {process.returncode}")
+            try:
+                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("daphne did not start in time")
+            time.sleep(0.1)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if log_path:
+            log.close()

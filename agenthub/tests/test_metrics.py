@@ -1,0 +1,87 @@
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_metrics_count_requests(client):
+    client.get("/health/live")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "django_http_requests_total_by_view_transport_method_total" in text
+    assert 'view="health-live"' in text
+
+
+@pytest.mark.django_db
+def test_metrics_token_protection(client, settings):
+    settings.METRICS_TOKEN = "scrape-secret"
+    refused = client.get("/metrics")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "permission_denied"
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").status_code == 200
+
+
+@pytest.mark.django_db
+def test_metrics_address_allowlist(client, settings):
+    settings.METRICS_ALLOWED_IPS = ["10.1.2.3"]
+    assert client.get("/metrics").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import django, sys
+    django.setup()
+    from django.conf import settings
+    from django.test import Client
+    settings.ALLOWED_HOSTS = ["testserver"]
+    client = Client()
+    for _ in range(int(sys.argv[1])):
+        client.get("/health/live")
+    if sys.argv[2] == "scrape":
+        sys.stdout.write(client.get("/metrics").content.decode())
+    """
+)
+
+
+def test_metrics_aggregate_across_worker_processes(tmp_path):
+    """With PROMETHEUS_MULTIPROC_DIR, /metrics on any process reports the
+    samples of every process (several ASGI workers behind one scrape)."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "agenthub.settings.test",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "DATABASE_URL": "sqlite://:memory:",
+    }
+    env.pop("REDIS_URL", None)
+
+    def run(count, mode):
+        return subprocess.run(
+            [sys.executable, "-c", SCRIPT, str(count), mode],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+
+    run(3, "none")
+    run(4, "none")
+    scraped = run(0, "scrape")
+    lines = [
+        line
+        for line in scraped.splitlines()
+        if line.startswith("django_http_requests_total_by_view_transport_method_total{")
+        and 'view="health-live"' in line
+    ]
+    assert len(lines) == 1, scraped[:2000]
+    assert float(lines[0].rsplit(" ", 1)[1]) == 7.0

@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from agenthub import health, metrics
+
+handler400 = "agenthub.errors.handler400"
+handler403 = "agenthub.errors.handler403"
+handler404 = "agenthub.errors.handler404"
+handler500 = "agenthub.errors.handler500"
+
+api_v1 = [
+    path("", include("accounts.urls")),
+    path("", include("agents.urls")),
+    path("", include("agents.chat_urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("v1/", include("agents.openai_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics.metrics, name="metrics"),
+]

@@ -1,0 +1,247 @@
+"""The chat websocket: ``/ws/v1/agents/<slug>/chat/``.
+
+It authenticates (the ticket middleware has already run), validates frames,
+calls the chat services and forwards the conversation's events.  Protocol
+(JSON frames; see DESIGN.md):
+
+client → server: ``message {content, client_msg_id}``, ``resume {after}``,
+``cancel``, ``ping``, ``draft.decide {draft_id, decision}``.
+
+server → client, each with ``seq`` and ``conversation_id``:
+``conversation.ready``, ``turn.started``, ``token {delta}``, ``tool.started``,
+``tool.finished``, ``draft.created``, ``draft.updated``, ``turn.finished``,
+``error {code, message, details}``, ``pong``.
+
+Connecting with ``?conversation=<id>`` reattaches to a conversation: the
+server then holds its live events until the client sends ``resume {after:
+N}`` (or a message), so that the events after N arrive exactly once and in
+order.  ``?after=N`` does the same at connect.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from agenthub.errors import ApplicationError
+from agenthub.requestid import new_request_id
+from agents import events, metrics
+from agents.models import Channel
+from agents.runtime.hub import ReplayGap, get_hub
+from agents.services.chat import Caller, chat_agent_resolve, conversation_open, turn_cancel, turn_start
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_CONFLICT = 4409
+MAX_FRAME_CHARS = 256 * 1024
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    # Chat events come through the chat hub (agents.runtime.hub), not the
+    # channel layer: no per-connection layer channel to listen on.
+    channel_layer_alias = "__chat_hub_instead__"
+    subscription = None
+    forwarder: asyncio.Task | None = None
+    conversation_id: str = ""
+    counted = False
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def connect(self):
+        await self.accept()
+        metrics.websocket_connections.inc()
+        self.counted = True
+        scope = self.scope
+        if scope.get("auth_error"):
+            return await self._refuse(scope["auth_error"]["code"], scope["auth_error"]["message"], CLOSE_UNAUTHORIZED)
+        user = scope.get("user")
+        if user is None or not user.is_authenticated or scope.get("organization") is None:
+            return await self._refuse(
+                "not_authenticated",
+                "Connect with a ticket from POST /api/v1/chat/tickets: ?ticket=<ticket>.",
+                CLOSE_UNAUTHORIZED,
+            )
+        api_key = scope.get("api_key")
+        self.caller = Caller(
+            organization_id=str(scope["organization"].pk),
+            role=scope["role"],
+            user_id=None if api_key is not None else str(user.pk),
+            api_key_id=str(api_key.pk) if api_key is not None else None,
+        )
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        requested_conversation = (query.get("conversation") or [""])[0] or None
+        after = _int_or_none((query.get("after") or [""])[0])
+        extra = scope.get("ticket_extra") or {}
+        self.channel = Channel.ADMIN if extra.get("channel") == Channel.ADMIN else Channel.WEBSOCKET
+        try:
+            self.agent = await chat_agent_resolve(
+                organization_id=self.caller.organization_id, slug=scope["url_route"]["kwargs"]["slug"]
+            )
+            info = await conversation_open(
+                caller=self.caller, agent=self.agent, conversation_id=requested_conversation, channel=self.channel
+            )
+        except ApplicationError as exc:
+            close_code = {404: CLOSE_NOT_FOUND, 403: CLOSE_FORBIDDEN, 409: CLOSE_CONFLICT}.get(exc.status_code, 4400)
+            return await self._refuse(exc.code, exc.message, close_code, exc.details)
+        self.conversation_id = info.id
+        hub = get_hub()
+        self.subscription = await hub.subscribe(info.id)
+        last_seq = max(info.last_seq, await hub.store.last_seq(info.id))
+        self.held = not info.created and after is None
+        await self._send_event(
+            events.CONVERSATION_READY,
+            last_seq,
+            agent=self.agent.slug,
+            version=self.agent.version_number,
+            created=info.created,
+            last_seq=last_seq,
+            turn_running=await hub.store.current_turn(info.id) is not None,
+        )
+        if info.created:
+            self.subscription.start_at(last_seq)
+            self._start_forwarding()
+        elif after is not None:
+            await self._replay_then_stream(after)
+
+    async def disconnect(self, code):
+        if self.counted:
+            metrics.websocket_connections.dec()
+            self.counted = False
+        if self.forwarder is not None:
+            self.forwarder.cancel()
+        if self.subscription is not None:
+            with contextlib.suppress(Exception):
+                await self.subscription.close()
+
+    # --- frames -------------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if not self.conversation_id:
+            return
+        if text_data is None:
+            return await self._frame_error("invalid_frame", "Frames are JSON text, not binary.")
+        if len(text_data) > MAX_FRAME_CHARS:
+            return await self._frame_error("frame_too_large", f"Frames are limited to {MAX_FRAME_CHARS} characters.")
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            return await self._frame_error("invalid_json", "The frame is not valid JSON.")
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            return await self._frame_error("invalid_frame", 'A frame is a JSON object with a string "type".')
+        handler = {
+            "message": self._on_message,
+            "resume": self._on_resume,
+            "cancel": self._on_cancel,
+            "ping": self._on_ping,
+            "draft.decide": self._on_draft_decide,
+        }.get(frame["type"])
+        if handler is None:
+            return await self._frame_error(
+                "unknown_frame_type",
+                f"Unknown frame type '{frame['type'][:40]}'. Known: message, resume, cancel, ping, draft.decide.",
+            )
+        try:
+            await handler(frame)
+        except ApplicationError as exc:
+            await self._frame_error(exc.code, exc.message, exc.details)
+        except Exception:
+            logger.exception("chat frame %s failed", frame["type"])
+            await self._frame_error("internal_error", "The frame could not be processed; it has been logged.")
+
+    async def _on_message(self, frame):
+        if self.held:
+            # A message ends the wait for resume: stream from where the log is.
+            self.subscription.start_at(await get_hub().store.last_seq(self.conversation_id))
+            self._start_forwarding()
+        agent = await chat_agent_resolve(organization_id=self.caller.organization_id, slug=self.agent.slug)
+        await turn_start(
+            caller=self.caller,
+            agent=agent,
+            conversation_id=self.conversation_id,
+            content=frame.get("content"),
+            client_msg_id=frame.get("client_msg_id"),
+            channel=self.channel,
+            request_id=new_request_id(),
+        )
+
+    async def _on_resume(self, frame):
+        after = frame.get("after", 0)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ApplicationError("resume.after must be a non-negative integer sequence number.", code="invalid_frame")
+        if self.held:
+            await self._replay_then_stream(after)
+        else:
+            self.subscription.request_replay(after)
+
+    async def _on_cancel(self, frame):
+        await turn_cancel(conversation_id=self.conversation_id)
+
+    async def _on_ping(self, frame):
+        await self._send_event(events.PONG, self.subscription.last_seq if self.subscription else 0)
+
+    async def _on_draft_decide(self, frame):
+        raise ApplicationError(
+            "This agent has no tools that need approval, so there are no drafts to decide.", code="no_drafts"
+        )
+
+    # --- outbound ------------------------------------------------------------------------
+
+    async def _replay_then_stream(self, after: int):
+        self.held = False
+        for item in await self.subscription.replay(after):
+            await self._send_item(item)
+        self._start_forwarding()
+
+    def _start_forwarding(self):
+        self.held = False
+        if self.forwarder is None:
+            self.forwarder = asyncio.create_task(self._forward())
+
+    async def _forward(self):
+        try:
+            while True:
+                await self._send_item(await self.subscription.next())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("forwarding chat events failed")
+
+    async def _send_item(self, item):
+        if isinstance(item, ReplayGap):
+            await self._send_event(
+                events.ERROR,
+                self.subscription.last_seq,
+                **events.error_fields(
+                    "replay_incomplete",
+                    "Some events are no longer in the replay log; reload the history from "
+                    f"/api/v1/sessions/{self.conversation_id}/history.",
+                    {"after": item.after, "oldest_seq": item.oldest},
+                ),
+            )
+        else:
+            await self.send(text_data=item.text)
+
+    async def _send_event(self, event_type: str, seq: int, **fields):
+        await self.send(text_data=events.encode(event_type, seq, self.conversation_id or None, **fields))
+
+    async def _frame_error(self, code: str, message: str, details: dict | None = None):
+        seq = self.subscription.last_seq if self.subscription else 0
+        await self._send_event(events.ERROR, seq, **events.error_fields(code, message, details))
+
+    async def _refuse(self, code: str, message: str, close_code: int, details: dict | None = None):
+        await self._send_event(events.ERROR, 0, **events.error_fields(code, message, details))
+        await self.close(code=close_code)
+
+
+def _int_or_none(value: str) -> int | None:
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if number >= 0 else None

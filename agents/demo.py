@@ -1,0 +1,80 @@
+"""Demo agents for ``manage.py seed_demo``: two published, active agents of
+the demo organization, made from the industry templates on the default model.
+
+Idempotent: a second run restores the same definitions and publishes only
+when something differs from the live version, so re-seeding never piles up
+versions.
+"""
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts.models import Organization, User
+from accounts.roles import Role
+from accounts.services_demo import register_demo_seeder
+from agents import catalog, selectors
+from agents.models import Agent, AgentStatus
+from agents.services.agents import agent_create, agent_set_status, agent_update, field_defaults
+from agents.services.publishing import agent_publish
+from agents.services.templates import template_answers_clean, template_render
+
+DEMO_AGENTS = (
+    {
+        "slug": "support",
+        "name": "Support assistant",
+        "template": "support-assistant",
+        "answers": {
+            "company_name": "Demo Organization",
+            "tone": "friendly",
+            "do": ["Mention the help centre at help.example.com for step-by-step guides"],
+            "extra": "Support hours: Monday to Friday, 9:00 to 18:00 CET. Email: support@example.com.",
+        },
+    },
+    {
+        "slug": "it-helpdesk",
+        "name": "IT helpdesk",
+        "template": "it-helpdesk",
+        "answers": {
+            "company_name": "Demo Organization",
+            "tone": "concise",
+            "extra": "Tickets are handled by the IT team at it@example.com; urgent issues: extension 4000.",
+        },
+    },
+)
+
+
+def _definition(spec: dict) -> dict:
+    template = catalog.template_get(spec["template"])
+    answers = template_answers_clean(template=template, answers=spec["answers"])
+    return {
+        "name": spec["name"],
+        "description": f"{template.name} for {answers.company_name}. {template.description}",
+        "industry": template.industry,
+        "system_prompt": template_render(template=template, answers=answers),
+        "model": settings.AGENTHUB_DEFAULT_MODEL,
+        "fallback_models": [],
+        **field_defaults(),
+    }
+
+
+@register_demo_seeder
+@transaction.atomic
+def seed_demo_agents(organization: Organization, users: dict[str, User]) -> list[str]:
+    operator = users.get(Role.OPERATOR)
+    lines = []
+    for spec in DEMO_AGENTS:
+        definition = _definition(spec)
+        agent = Agent.objects.for_organization(organization).filter(slug=spec["slug"]).first()
+        if agent is None:
+            agent = agent_create(organization=organization, user=operator, slug=spec["slug"], **definition)
+        else:
+            agent = agent_update(agent=agent, user=operator, data=definition)
+        agent = selectors.agent_get(organization=organization, agent_id=agent.pk)
+        if selectors.agent_has_unpublished_changes(agent):
+            agent_publish(agent=agent, user=operator, note="Demo seed")
+        agent_set_status(agent=agent, user=operator, status=AgentStatus.ACTIVE)
+        lines.append(
+            f"agent {agent.slug:<12} {agent.name} (v{agent.live_version.number}, {agent.model}) "
+            f"— chat at /ws/v1/agents/{agent.slug}/chat/"
+        )
+    return lines

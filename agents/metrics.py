@@ -1,0 +1,23 @@
+"""Prometheus metrics of the chat runtime (multiprocess-safe through
+prometheus_client when PROMETHEUS_MULTIPROC_DIR is set)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+chat_requests = Counter(
+    "agenthub_chat_requests_total", "Chat turns by agent, channel and final status.", ["agent", "channel", "status"]
+)
+turn_duration = Histogram(
+    "agenthub_chat_turn_duration_seconds", "Duration of chat turns.", ["agent", "channel"], buckets=LATENCY_BUCKETS
+)
+time_to_first_token = Histogram(
+    "agenthub_chat_time_to_first_token_seconds",
+    "Time from the user's message to the first token.",
+    ["agent", "channel"],
+    buckets=LATENCY_BUCKETS,
+)
+websocket_connections = Gauge(
+    "agenthub_websocket_connections", "Open chat websocket connections.", multiprocess_mode="livesum"
+)
+active_turns = Gauge("agenthub_chat_active_turns", "Chat turns running now.", multiprocess_mode="livesum")

@@ -1,0 +1,390 @@
+"""Chat: who may talk to which agent in which conversation, and starting,
+cancelling and deleting turns.  Every chat surface (websocket, REST/SSE,
+the OpenAI-compatible API, the admin test chat, ``manage.py chat``) calls
+these functions; the agent loop itself is :mod:`agents.runtime.turn`."""
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError
+
+from accounts.roles import Role, role_at_least
+from agenthub.db import db
+from agenthub.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from agents.models import Agent, AgentStatus, Conversation, ConversationStatus, Message, MessageRole
+from agents.runtime.context import AgentSnapshot
+from agents.runtime.hub import Subscription, get_hub
+from agents.runtime.turn import LOCK_TTL_SECONDS, TurnRunner
+from integrations.llm.types import ChatMessage
+
+CHAT_ROLE = Role.MEMBER
+AGENT_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is chatting: an organization member, an API key or (later) a
+    widget visitor, with their role in the organization."""
+
+    organization_id: str
+    role: str
+    user_id: str | None = None
+    api_key_id: str | None = None
+    visitor_id: str = ""
+
+    @classmethod
+    def from_tenant(cls, tenant) -> "Caller":
+        return cls(
+            organization_id=str(tenant.organization.pk),
+            role=tenant.role,
+            user_id=str(tenant.user.pk) if tenant.user is not None else None,
+            api_key_id=str(tenant.api_key.pk) if tenant.api_key is not None else None,
+        )
+
+
+def caller_require_chat(caller: Caller) -> None:
+    if not role_at_least(caller.role, CHAT_ROLE):
+        raise ForbiddenError("Your role does not allow chatting with agents (member or above is needed).")
+
+
+def conversation_visible_to(caller: Caller, *, user_id, api_key_id, visitor_id) -> bool:
+    """Operators and above see every conversation of their organization;
+    others only their own."""
+    if role_at_least(caller.role, Role.OPERATOR):
+        return True
+    if caller.user_id is not None and str(user_id) == caller.user_id:
+        return True
+    if caller.api_key_id is not None and str(api_key_id) == caller.api_key_id:
+        return True
+    return bool(caller.visitor_id) and visitor_id == caller.visitor_id
+
+
+# --- agents ---------------------------------------------------------------------
+
+_agent_cache: dict[tuple[str, str], tuple[float, AgentSnapshot]] = {}
+
+
+def _agent_snapshot(organization_id: str, slug: str) -> AgentSnapshot:
+    agent = (
+        Agent.objects.select_related("live_version")
+        .filter(organization_id=organization_id, slug=slug[:64])
+        .only(
+            "id",
+            "slug",
+            "name",
+            "status",
+            "organization_id",
+            "live_version__id",
+            "live_version__number",
+            "live_version__system_prompt",
+            "live_version__model",
+            "live_version__fallback_models",
+            "live_version__temperature",
+            "live_version__max_output_tokens",
+            "live_version__max_tool_rounds",
+            "live_version__tools",
+        )
+        .first()
+    )
+    if agent is None:
+        raise NotFoundError(f"No agent '{slug}' in this organization.", code="agent_not_found")
+    if agent.status != AgentStatus.ACTIVE:
+        raise ConflictError(
+            f"The agent '{slug}' is {agent.status}; an operator must activate it.", code="agent_unavailable"
+        )
+    version = agent.live_version
+    if version is None:
+        raise ConflictError(f"The agent '{slug}' has no published version yet.", code="agent_unavailable")
+    return AgentSnapshot(
+        organization_id=str(agent.organization_id),
+        agent_id=str(agent.pk),
+        slug=agent.slug,
+        name=agent.name,
+        version_id=str(version.pk),
+        version_number=version.number,
+        system_prompt=version.system_prompt,
+        model=version.model,
+        fallback_models=tuple(version.fallback_models or ()),
+        temperature=version.temperature,
+        max_output_tokens=version.max_output_tokens,
+        max_tool_rounds=version.max_tool_rounds,
+        tools=tuple(version.tools or ()),
+    )
+
+
+async def chat_agent_resolve(*, organization_id: str, slug: str) -> AgentSnapshot:
+    """The agent's live version, for a turn.  Cached for a moment per
+    process, so publishing, rollback and disabling apply within seconds."""
+    key = (organization_id, slug)
+    now = time.monotonic()
+    cached = _agent_cache.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    snapshot = await db(_agent_snapshot, organization_id, slug)
+    _agent_cache[key] = (now + AGENT_CACHE_SECONDS, snapshot)
+    return snapshot
+
+
+def agent_cache_clear() -> None:
+    _agent_cache.clear()
+
+
+# --- conversations --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationInfo:
+    id: str
+    last_seq: int
+    created: bool
+
+
+def _conversation_open(
+    caller: Caller, agent: AgentSnapshot, conversation_id: str | None, channel: str, metadata: dict
+) -> ConversationInfo:
+    if conversation_id:
+        try:
+            uuid.UUID(str(conversation_id))
+        except ValueError:
+            raise NotFoundError("No conversation with this id.", code="session_not_found") from None
+        row = (
+            Conversation.objects.filter(pk=conversation_id, organization_id=caller.organization_id)
+            .values("id", "agent_id", "user_id", "api_key_id", "visitor_id", "last_seq", "status")
+            .first()
+        )
+        visible = row is not None and conversation_visible_to(
+            caller, user_id=row["user_id"], api_key_id=row["api_key_id"], visitor_id=row["visitor_id"]
+        )
+        # A deleted (closed) conversation is gone for its users; it stays in
+        # the database for audit.
+        if not visible or row["status"] == ConversationStatus.CLOSED:
+            raise NotFoundError("No conversation with this id.", code="session_not_found")
+        if str(row["agent_id"]) != agent.agent_id:
+            raise NotFoundError("No conversation with this id for this agent.", code="session_not_found")
+        return ConversationInfo(str(row["id"]), row["last_seq"], created=False)
+    conversation = Conversation.objects.create(
+        organization_id=caller.organization_id,
+        agent_id=agent.agent_id,
+        version_id=agent.version_id,
+        user_id=caller.user_id,
+        api_key_id=caller.api_key_id,
+        visitor_id=caller.visitor_id,
+        channel=channel,
+        metadata=metadata or {},
+    )
+    return ConversationInfo(str(conversation.pk), 0, created=True)
+
+
+async def conversation_open(
+    *, caller: Caller, agent: AgentSnapshot, conversation_id: str | None, channel: str, metadata: dict | None = None
+) -> ConversationInfo:
+    """An existing conversation the caller may use, or a new one."""
+    caller_require_chat(caller)
+    return await db(_conversation_open, caller, agent, conversation_id, channel, metadata or {})
+
+
+# --- turns -------------------------------------------------------------------------------
+
+
+@dataclass
+class TurnHandle:
+    turn_id: str
+    conversation_id: str
+    user_message_id: str
+    first_seq: int  # the turn's events are numbered from here
+    task: asyncio.Task
+    runner: TurnRunner
+    subscription: Subscription | None = None  # the turn's events, when asked for
+
+
+def validate_prompt(content) -> str:
+    if not isinstance(content, str):
+        raise ApplicationError("The message content must be a string.", code="invalid_prompt")
+    if not content.strip():
+        raise ApplicationError("The message is empty.", code="empty_prompt")
+    limit = settings.CHAT_MAX_PROMPT_CHARS
+    if len(content) > limit:
+        raise ApplicationError(
+            f"The message is {len(content)} characters; the limit is {limit}.",
+            code="prompt_too_long",
+            details={"limit_chars": limit},
+        )
+    if "\x00" in content:
+        raise ApplicationError("The message contains a NUL character.", code="invalid_prompt")
+    return content
+
+
+def validate_client_msg_id(client_msg_id) -> str | None:
+    if client_msg_id is None or client_msg_id == "":
+        return None
+    if not isinstance(client_msg_id, str) or len(client_msg_id) > 100 or "\x00" in client_msg_id:
+        raise ApplicationError(
+            "client_msg_id must be a string of at most 100 characters.", code="invalid_client_msg_id"
+        )
+    return client_msg_id
+
+
+def _duplicate_error(conversation_id: str, client_msg_id: str) -> ConflictError | None:
+    existing = (
+        Message.objects.filter(conversation_id=conversation_id, client_msg_id=client_msg_id)
+        .values_list("id", flat=True)
+        .first()
+    )
+    if existing is None:
+        return None
+    reply = (
+        Message.objects.filter(reply_to_id=existing, role=MessageRole.ASSISTANT).values("id", "status").first() or {}
+    )
+    return ConflictError(
+        "This message was already received; it is not run twice.",
+        code="duplicate_message",
+        details={
+            "message_id": str(existing),
+            "reply_message_id": str(reply["id"]) if reply else None,
+            "reply_status": reply.get("status"),
+        },
+    )
+
+
+def _persist_user_message(organization_id: str, conversation_id: str, content: str, client_msg_id: str | None) -> str:
+    """One INSERT (atomic on its own); a resent client_msg_id is refused."""
+    try:
+        message = Message.objects.create(
+            organization_id=organization_id,
+            conversation_id=conversation_id,
+            role=MessageRole.USER,
+            content=content,
+            client_msg_id=client_msg_id,
+        )
+    except IntegrityError:
+        duplicate = _duplicate_error(conversation_id, client_msg_id) if client_msg_id else None
+        if duplicate is None:
+            raise
+        raise duplicate from None
+    return str(message.pk)
+
+
+def _conversation_last_seq(conversation_id: str) -> int:
+    return Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).first() or 0
+
+
+BUSY_GRACE_SECONDS = 0.25
+
+
+async def _acquire_turn(hub, conversation_id: str, turn_id: str) -> bool:
+    """The conversation's turn lock.  A turn releases its lock just after its
+    ``turn.finished`` went out, so a client that answers at once may find it
+    still held for a moment: wait that moment before calling it busy."""
+    deadline = time.monotonic() + BUSY_GRACE_SECONDS
+    while not await hub.store.try_acquire_turn(conversation_id, turn_id, LOCK_TTL_SECONDS):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def turn_start(
+    *,
+    caller: Caller,
+    agent: AgentSnapshot,
+    conversation_id: str,
+    content,
+    client_msg_id=None,
+    channel: str,
+    request_id: str | None = None,
+    history_override: list[ChatMessage] | None = None,
+    subscribe: bool = False,
+) -> TurnHandle:
+    """Persists the user's message and starts the turn in the background.
+
+    One turn at a time per conversation: while one runs, another message is
+    refused with ``busy`` (409), not queued.  A message whose
+    ``client_msg_id`` was already received is refused with
+    ``duplicate_message`` and never runs twice.  With ``subscribe`` the
+    handle carries a subscription to the turn's events, in place before the
+    turn starts so that none is missed (close it when done)."""
+    caller_require_chat(caller)
+    content = validate_prompt(content)
+    client_msg_id = validate_client_msg_id(client_msg_id)
+    hub = get_hub()
+    subscription = await hub.subscribe(conversation_id) if subscribe else None
+    try:
+        handle = await _turn_start(
+            hub, caller, agent, conversation_id, content, client_msg_id, channel, request_id, history_override
+        )
+    except BaseException:
+        if subscription is not None:
+            await subscription.close()
+        raise
+    if subscription is not None:
+        subscription.start_at(handle.first_seq - 1)
+        handle.subscription = subscription
+    return handle
+
+
+async def _turn_start(
+    hub, caller, agent, conversation_id, content, client_msg_id, channel, request_id, history_override
+) -> TurnHandle:
+    turn_id = uuid.uuid4().hex
+    if not await _acquire_turn(hub, conversation_id, turn_id):
+        if client_msg_id:
+            duplicate = await db(_duplicate_error, conversation_id, client_msg_id)
+            if duplicate is not None:
+                raise duplicate
+        raise ConflictError(
+            "A turn is already running in this conversation; wait for turn.finished or send cancel.", code="busy"
+        )
+    try:
+        # The message is saved before the model is called; meanwhile Redis
+        # says where the event numbering stands and what the recent history is.
+        user_message_id, (last_seq, history) = await asyncio.gather(
+            db(_persist_user_message, agent.organization_id, conversation_id, content, client_msg_id),
+            hub.store.turn_context(conversation_id),
+        )
+        if last_seq == 0:  # the replay log expired: the database knows
+            last_seq = await db(_conversation_last_seq, conversation_id)
+    except BaseException:
+        await hub.store.release_turn(conversation_id, turn_id)
+        raise
+    runner = TurnRunner(
+        hub=hub,
+        agent=agent,
+        conversation_id=conversation_id,
+        channel=channel,
+        turn_id=turn_id,
+        user_message_id=user_message_id,
+        user_content=content,
+        client_msg_id=client_msg_id,
+        last_seq=last_seq,
+        history_override=history_override,
+        cached_history=history,
+        request_id=request_id,
+    )
+    task = asyncio.create_task(runner.run(), name=f"chat-turn-{turn_id}")
+    hub.register_turn(conversation_id, task)
+    return TurnHandle(turn_id, conversation_id, user_message_id, last_seq + 1, task, runner)
+
+
+async def turn_cancel(*, conversation_id: str) -> None:
+    """Stops the conversation's running turn, in whichever process runs it;
+    the partial answer is kept as ``cancelled``."""
+    await get_hub().request_cancel(conversation_id)
+
+
+async def _conversation_forget(conversation_id: str) -> None:
+    hub = get_hub()
+    await hub.request_cancel(conversation_id)
+    await hub.store.drop_conversation(conversation_id)
+
+
+def conversation_delete(*, conversation_id: str) -> None:
+    """Closes the conversation (messages stay for audit and billing), stops
+    its running turn and drops its cached history and replay log.  Sync:
+    called from sync views; its async part touches only Redis."""
+    from asgiref.sync import async_to_sync
+
+    Conversation.objects.filter(pk=conversation_id).update(status=ConversationStatus.CLOSED)
+    async_to_sync(_conversation_forget)(conversation_id)

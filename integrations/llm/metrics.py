@@ -1,0 +1,43 @@
+"""Prometheus metrics of the model layer.
+
+prometheus_client's own metrics: with ``PROMETHEUS_MULTIPROC_DIR`` set they
+are written to the shared directory and ``/metrics`` aggregates every
+process.  Label values are bounded: providers and error kinds are fixed sets,
+models are the names the router was asked for (``AGENTHUB_MODELS`` and
+fallbacks), not whatever name a model server echoes back.
+"""
+
+from prometheus_client import Counter
+
+from integrations.llm.types import LLMError, Usage
+
+LLM_ERRORS = Counter(
+    "agenthub_llm_errors_total",
+    "Failed model calls, by provider and error kind.",
+    ["provider", "kind"],
+)
+LLM_TOKENS = Counter(
+    "agenthub_llm_tokens_total",
+    "Tokens reported by model servers, by model and direction (prompt or completion).",
+    ["model", "direction"],
+)
+LLM_FALLBACKS = Counter(
+    "agenthub_llm_fallbacks_total",
+    "Model calls retried on a fallback model.",
+    ["from_model", "to_model"],
+)
+
+
+def record_error(error: LLMError) -> None:
+    LLM_ERRORS.labels(provider=error.provider, kind=error.kind).inc()
+
+
+def record_usage(model: str, usage: Usage) -> None:
+    if usage.prompt_tokens:
+        LLM_TOKENS.labels(model=model, direction="prompt").inc(usage.prompt_tokens)
+    if usage.completion_tokens:
+        LLM_TOKENS.labels(model=model, direction="completion").inc(usage.completion_tokens)
+
+
+def record_fallback(from_model: str, to_model: str) -> None:
+    LLM_FALLBACKS.labels(from_model=from_model, to_model=to_model).inc()
