@@ -7,6 +7,7 @@ task's logs (see :mod:`agenthub.requestid`).
 """
 
 import contextlib
+import logging
 import os
 
 from celery import Celery, Task, signals
@@ -15,7 +16,22 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agenthub.settings.local")
 
 
 class RequestIdTask(Task):
-    """Carries the current request id in the message headers."""
+    """Carries the current request id in the message headers, and drops a
+    task delivered more than ``CELERY_TASK_MAX_DELIVERIES`` times (a poison
+    message that kills its worker on every delivery would loop forever
+    under late acks)."""
+
+    def __call__(self, *args, **kwargs):
+        request = self.request
+        if not request.is_eager and request.id:
+            deliveries = _count_delivery(request.id)
+            limit = _max_deliveries()
+            if deliveries > limit:
+                logging.getLogger("agenthub.celery").error(
+                    "dropping task %s[%s]: delivered %d times (limit %d)", self.name, request.id, deliveries, limit
+                )
+                return None
+        return super().__call__(*args, **kwargs)
 
     def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None, **options):
         from agenthub.requestid import get_request_id
@@ -27,6 +43,36 @@ class RequestIdTask(Task):
             options["headers"] = headers
         return super().apply_async(args, kwargs, task_id, producer, link, link_error, **options)
 
+
+def _max_deliveries() -> int:
+    from django.conf import settings
+
+    return settings.CELERY_TASK_MAX_DELIVERIES
+
+
+def _count_delivery(task_id: str) -> int:
+    """How often this task id has started, across workers (Redis)."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return 1
+    global _sync_redis
+    if _sync_redis is None:
+        import redis
+
+        _sync_redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    key = f"agenthub:celery:deliveries:{task_id}"
+    try:
+        pipe = _sync_redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 86400)
+        return int(pipe.execute()[0])
+    except Exception:
+        logging.getLogger("agenthub.celery").warning("could not count deliveries of task %s", task_id)
+        return 1
+
+
+_sync_redis = None
 
 app = Celery("agenthub", task_cls=RequestIdTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")

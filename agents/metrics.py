@@ -21,3 +21,17 @@ websocket_connections = Gauge(
     "agenthub_websocket_connections", "Open chat websocket connections.", multiprocess_mode="livesum"
 )
 active_turns = Gauge("agenthub_chat_active_turns", "Chat turns running now.", multiprocess_mode="livesum")
+
+tool_executions = Counter(
+    "agenthub_tool_executions_total",
+    "Tool calls by tool, where they ran and outcome (ok, error, timeout, refused, invalid, drafted).",
+    ["tool", "execution", "status"],
+)
+tool_duration = Histogram(
+    "agenthub_tool_duration_seconds", "Duration of tool executions.", ["tool", "execution"], buckets=LATENCY_BUCKETS
+)
+draft_decisions = Counter(
+    "agenthub_draft_decisions_total",
+    "Draft decisions and outcomes (confirmed, rejected, expired, executed, failed).",
+    ["tool", "outcome"],
+)

@@ -78,8 +78,15 @@ def agent_snapshot(agent: Agent | AgentVersion) -> dict:
     return {name: getattr(agent, name) for name in SNAPSHOT_FIELDS}
 
 
+def agent_tool_grants(agent: Agent) -> list[dict]:
+    """The agent's tool grants as a version records them."""
+    return [grant.as_grant() for grant in agent.tool_grants.order_by("tool")]
+
+
 def agent_has_unpublished_changes(agent: Agent) -> bool:
     """True when the agent was never published or differs from its live version."""
     if agent.live_version is None:
+        return True
+    if agent_tool_grants(agent) != list(agent.live_version.tools or []):
         return True
     return agent_snapshot(agent) != agent_snapshot(agent.live_version)

@@ -167,12 +167,18 @@ CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("default", "too
 # Every task is routed here explicitly (a guard test fails otherwise).
 CELERY_TASK_ROUTES = {
     "accounts.tasks.*": {"queue": "default"},
+    "agents.tasks.tool_execute": {"queue": "tools"},
+    "agents.tasks.draft_execute": {"queue": "tools"},
+    "agents.tasks.drafts_expire": {"queue": "default"},
 }
+# A task delivered more often than this (a poison message that kills its
+# worker every time) is dropped with an error log instead of looping.
+CELERY_TASK_MAX_DELIVERIES = env.int("CELERY_TASK_MAX_DELIVERIES", default=3)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A late-acked task whose worker died is redelivered after the visibility
 # timeout; keep it just above the hard time limit.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 60,
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 60),
     "socket_connect_timeout": 2,
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -180,6 +186,10 @@ CELERY_BEAT_SCHEDULE = {
     "accounts-flush-expired-tokens": {
         "task": "accounts.tasks.flush_expired_tokens",
         "schedule": timedelta(hours=6),
+    },
+    "agents-drafts-expire": {
+        "task": "agents.tasks.drafts_expire",
+        "schedule": timedelta(minutes=1),
     },
 }
 
@@ -314,6 +324,22 @@ CHAT_HISTORY_MAX_MESSAGES = env.int("CHAT_HISTORY_MAX_MESSAGES", default=50)
 CHAT_REPLAY_MAX_EVENTS = env.int("CHAT_REPLAY_MAX_EVENTS", default=5000)
 CHAT_REPLAY_TTL_SECONDS = env.int("CHAT_REPLAY_TTL_SECONDS", default=3600)
 CHAT_TURN_TIMEOUT_SECONDS = env.int("CHAT_TURN_TIMEOUT_SECONDS", default=300)
+
+# --- tools and drafts (agents.tools) ------------------------------------------------
+# Modules whose @tool functions are registered at start-up (the built-ins, plus yours).
+AGENTHUB_TOOL_MODULES = ["agents.tools.builtin", *env.list("AGENTHUB_EXTRA_TOOL_MODULES", default=[])]
+TOOL_DEFAULT_TIMEOUT_SECONDS = env.int("TOOL_DEFAULT_TIMEOUT_SECONDS", default=30)
+TOOL_RESULT_MAX_CHARS = env.int("TOOL_RESULT_MAX_CHARS", default=16000)
+# Pending drafts expire after this long (swept by Celery beat every minute).
+DRAFT_TTL_SECONDS = env.int("DRAFT_TTL_SECONDS", default=86400)
+# Encrypts integration credentials; several keys comma-separated rotate (the
+# first encrypts).  Derived from SECRET_KEY when unset.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
+
+# --- email (send_email tool) ----------------------------------------------------------
+# e.g. smtp+tls://user:password@smtp.example.com:587; the console by default.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AgentHub <agenthub@localhost>")
 
 # --- metrics ----------------------------------------------------------------------
 # /metrics is open when neither is set; otherwise a bearer token or a client

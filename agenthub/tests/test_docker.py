@@ -40,7 +40,7 @@ READ_ELSEWHERE = {
     "AGENTHUB_DEFAULT_MODEL",
 }
 # Documented in .env.example for features that read them later.
-DOCUMENTED_FOR_LATER = {"FIELD_ENCRYPTION_KEY", "CONVERSATION_TTL_SECONDS"}
+DOCUMENTED_FOR_LATER = {"CONVERSATION_TTL_SECONDS"}
 
 # env("NAME", ...) or env.<cast>("NAME", ...), the call possibly split over lines.
 ENV_READ = re.compile(r"\benv(?:\.[a-z_]+)?\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']")

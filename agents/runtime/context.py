@@ -64,7 +64,6 @@ def _history_from_database(conversation_id: str, exclude_message_id: str | None)
         Message.objects.filter(conversation_id=conversation_id)
         .exclude(pk=exclude_message_id)
         .exclude(status=MessageStatus.ERROR, content="")
-        .exclude(role=MessageRole.SYSTEM)
         .order_by("-created_at")
         .values("role", "content", "tool_calls", "tool_call_id")[:limit]
     )

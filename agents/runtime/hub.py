@@ -63,6 +63,10 @@ class Subscription:
         return await self._read_log(after)
 
     async def _read_log(self, after: int) -> list:
+        # Events emitted here before this subscription existed may still be
+        # on their way to the log: write them first, or the replay misses them.
+        if not self.hub._idle.is_set():
+            await self.hub.flush()
         events, oldest = await self.hub.store.read_events(self.conversation_id, after)
         items: list = []
         if oldest is not None and oldest > after + 1:
@@ -112,6 +116,7 @@ class ChatHub:
         self._flusher: asyncio.Task | None = None
         self._urgent = False
         self._turns: dict[str, asyncio.Task] = {}
+        self._runners: dict[str, object] = {}
         self._remote = RemoteListener(self._on_remote_events, self._on_control) if store.shared else None
 
     # --- publishing -------------------------------------------------------------
@@ -211,11 +216,22 @@ class ChatHub:
 
     # --- running turns -------------------------------------------------------------
 
-    def register_turn(self, conversation_id: str, task: asyncio.Task) -> None:
+    def register_turn(self, conversation_id: str, task: asyncio.Task, runner=None) -> None:
         self._turns[conversation_id] = task
-        task.add_done_callback(
-            lambda t: self._turns.pop(conversation_id, None) if self._turns.get(conversation_id) is t else None
-        )
+        if runner is not None:
+            self._runners[conversation_id] = runner
+
+        def done(t):
+            if self._turns.get(conversation_id) is t:
+                self._turns.pop(conversation_id, None)
+                self._runners.pop(conversation_id, None)
+
+        task.add_done_callback(done)
+
+    def runner_for(self, conversation_id: str):
+        """The turn running here for the conversation, if any."""
+        task = self._turns.get(conversation_id)
+        return self._runners.get(conversation_id) if task is not None and not task.done() else None
 
     def running_turns(self) -> int:
         return len(self._turns)
@@ -231,6 +247,13 @@ class ChatHub:
         return False
 
     async def _on_control(self, message: dict) -> None:
+        if "emit" in message:
+            # An event for a conversation whose turn runs in this process
+            # (see agents.runtime.outbox): the turn numbers and sends it.
+            runner = self.runner_for(message["emit"])
+            if runner is not None:
+                runner.emit(message["event"], **message.get("fields", {}))
+            return
         conversation_id = message.get("cancel")
         if conversation_id and message.get("origin") != self.origin:
             task = self._turns.get(conversation_id)
@@ -241,11 +264,24 @@ class ChatHub:
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ChatHub]" = weakref.WeakKeyDictionary()
 
 
+_home_loop: asyncio.AbstractEventLoop | None = None
+
+
 def get_hub() -> ChatHub:
     """The hub of the running event loop (one per process in a server)."""
+    global _home_loop
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:
         hub = ChatHub(make_store())
         _hubs[loop] = hub
+        if _home_loop is None or _home_loop.is_closed():
+            _home_loop = loop
     return hub
+
+
+def home_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop of the process's first hub (the server's event loop), while it
+    runs: sync code in the server's threads posts chat events through it."""
+    loop = _home_loop
+    return loop if loop is not None and loop.is_running() and not loop.is_closed() else None

@@ -69,6 +69,7 @@ class ChatStore:
         return await self.last_seq(conversation_id), await self.get_history(conversation_id)
 
     async def set_history(self, conversation_id: str, history: list[dict]) -> None: ...
+    async def drop_history(self, conversation_id: str) -> None: ...
     async def drop_conversation(self, conversation_id: str) -> None: ...
     async def publish_control(self, message: dict) -> None: ...
 
@@ -116,6 +117,9 @@ class MemoryChatStore(ChatStore):
 
     async def set_history(self, conversation_id, history):
         self._history[conversation_id] = list(history)
+
+    async def drop_history(self, conversation_id):
+        self._history.pop(conversation_id, None)
 
     async def drop_conversation(self, conversation_id):
         self._logs.pop(conversation_id, None)
@@ -201,6 +205,9 @@ class RedisChatStore(ChatStore):
         await self.redis.set(
             _key(conversation_id, "history"), json.dumps(history), ex=settings.CONVERSATION_TTL_SECONDS
         )
+
+    async def drop_history(self, conversation_id):
+        await self.redis.delete(_key(conversation_id, "history"))
 
     async def drop_conversation(self, conversation_id):
         await self.redis.delete(*(_key(conversation_id, part) for part in ("log", "history", "turn")))

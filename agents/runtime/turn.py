@@ -9,6 +9,8 @@ interrupted, cancelled or error) and emitting ``turn.finished``.
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -21,7 +23,7 @@ from django.utils import timezone
 from agenthub.db import db
 from agenthub.requestid import reset_request_id, set_request_id
 from agents import events, metrics
-from agents.models import Conversation, Message, MessageRole, MessageStatus
+from agents.models import Conversation, InvocationStatus, Message, MessageRole, MessageStatus
 from agents.runtime.context import (
     AgentSnapshot,
     fit_to_window,
@@ -32,6 +34,18 @@ from agents.runtime.context import (
 )
 from agents.runtime.hub import ChatHub
 from agents.runtime.store import Event
+from agents.services.drafts import draft_create, draft_payload, operators_notify
+from agents.services.tools import (
+    InvalidArguments,
+    ToolResult,
+    arguments_validate,
+    invocation_record,
+    invocation_record_if_absent,
+    tool_run,
+    tools_granted,
+    tools_offered,
+)
+from agents.tools.registry import CELERY, INLINE, ToolContext
 from integrations.llm.router import model_info, stream_with_fallback
 from integrations.llm.types import ChatMessage, ChatRequest, Finish, LLMError, TextDelta, ToolCall
 
@@ -39,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 LOCK_TTL_SECONDS = 30
 LOCK_REFRESH_SECONDS = 10
+TOOL_EVENT_RESULT_CHARS = 2000  # a tool result in the stream; the model and the log get more
+WORKER_GRACE_SECONDS = 2.0  # waiting for a Celery tool: its timeout plus time to reach a worker
 
 
 @dataclass
@@ -52,6 +68,8 @@ class TurnOutcome:
     model: str = ""
     error: dict | None = None
     tool_messages: list[ChatMessage] = field(default_factory=list)
+    tool_calls: list[dict] = field(default_factory=list)  # what each call came to
+    drafts: list[dict] = field(default_factory=list)
 
     @property
     def content(self) -> str:
@@ -124,8 +142,10 @@ class TurnRunner:
         history_override: list[ChatMessage] | None = None,
         cached_history: list[dict] | None = None,
         request_id: str | None = None,
+        caller=None,
     ):
         self.hub = hub
+        self.caller = caller  # agents.services.chat.Caller: whose role the tools obey
         self.agent = agent
         self.conversation_id = conversation_id
         self.channel = channel
@@ -167,13 +187,19 @@ class TurnRunner:
 
     async def _model_rounds(self, messages: list[ChatMessage], outcome: TurnOutcome, started: float) -> None:
         rounds_left = self.agent.max_tool_rounds
+        # The server, not the model, decides which tools run: the model is
+        # offered only the granted tools the caller's role may use, and any
+        # other call is refused below.
+        granted = await db(tools_granted, self.agent.organization_id, self.agent.tools) if self.agent.tools else {}
+        offered = tools_offered(granted, self.caller.role if self.caller else None)
+        specs = tuple(definition.spec() for definition in offered.values())
         while True:
             request = ChatRequest(
                 model=self.agent.model,
                 messages=tuple(messages),
                 temperature=self.agent.temperature,
                 max_output_tokens=self.agent.max_output_tokens,
-                tools=(),
+                tools=specs,
             )
             calls: list[ToolCall] = []
             async for item in stream_with_fallback(request, self.agent.fallback_models):
@@ -198,18 +224,213 @@ class TurnRunner:
                 )
                 return
             rounds_left -= 1
-            # The server, not the model, decides which tools run: this agent
-            # offers none, so every call is refused and the model is told.
             assistant = ChatMessage("assistant", "".join(outcome.text), tool_calls=tuple(calls))
             outcome.tool_messages.append(assistant)
             messages.append(assistant)
-            for call in calls:
-                refusal = f"The tool '{call.name}' is not available to you; answer without it."
-                logger.warning("refused tool call %s for agent %s", call.name, self.agent.slug)
-                self.emit(events.TOOL_FINISHED, tool=call.name, call_id=call.id, status="refused", error=refusal)
-                result = ChatMessage("tool", refusal, tool_call_id=call.id)
+            results = await asyncio.gather(*(self._tool_call(call, granted, offered, outcome) for call in calls))
+            for call, content in zip(calls, results, strict=True):
+                result = ChatMessage("tool", content, tool_call_id=call.id)
                 outcome.tool_messages.append(result)
                 messages.append(result)
+
+    # --- tools -------------------------------------------------------------------------
+
+    def _tool_context(self) -> ToolContext:
+        caller = self.caller
+        return ToolContext(
+            organization_id=self.agent.organization_id,
+            role=caller.role if caller else "",
+            conversation_id=self.conversation_id,
+            agent_id=self.agent.agent_id,
+            user_id=caller.user_id if caller else None,
+            api_key_id=caller.api_key_id if caller else None,
+            request_id=self.request_id,
+        )
+
+    async def _tool_call(self, call: ToolCall, granted: dict, offered: dict, outcome: TurnOutcome) -> str:
+        """One tool call of the model: refused, invalid, drafted or run.
+        Returns what the model is told."""
+        context = self._tool_context()
+        invocation_id = str(uuid.uuid4())
+        summary = {"id": call.id, "tool": call.name, "invocation_id": invocation_id}
+        outcome.tool_calls.append(summary)
+        definition = offered.get(call.name)
+        if definition is None:
+            reason = f"it needs the {granted[call.name].min_role} role" if call.name in granted else "it is not granted"
+            logger.warning(
+                "refused tool call %s for agent %s, role %s: %s", call.name, self.agent.slug, context.role, reason
+            )
+            refusal = f"The tool '{call.name}' is not available to you; answer without it."
+            await self._record(
+                invocation_id,
+                call,
+                context,
+                {"raw": call.arguments[:2000]},
+                ToolResult(InvocationStatus.REFUSED, error=f"{refusal} ({reason})"),
+            )
+            self.emit(
+                events.TOOL_FINISHED, tool=call.name, call_id=call.id, status=InvocationStatus.REFUSED, error=refusal
+            )
+            summary.update(status=InvocationStatus.REFUSED, error=refusal)
+            return json.dumps({"error": refusal})
+        try:
+            arguments = arguments_validate(definition, call.arguments)
+        except InvalidArguments as exc:
+            await self._record(
+                invocation_id,
+                call,
+                context,
+                _raw_arguments(call.arguments),
+                ToolResult(InvocationStatus.INVALID, error=exc.message),
+            )
+            self.emit(
+                events.TOOL_FINISHED,
+                tool=call.name,
+                call_id=call.id,
+                status=InvocationStatus.INVALID,
+                error=exc.message,
+            )
+            summary.update(status=InvocationStatus.INVALID, error=exc.message)
+            return json.dumps({"error": exc.message, "hint": "Fix the arguments and call the tool again."})
+        summary["arguments"] = arguments
+        if definition.requires_approval:
+            return await self._draft(definition, arguments, call, context, invocation_id, summary, outcome)
+        if definition.execution == CELERY and not settings.CELERY_TASK_ALWAYS_EAGER:
+            result = await self._run_on_worker(definition, arguments, call, context, invocation_id)
+        else:
+            self.emit(events.TOOL_STARTED, tool=call.name, call_id=call.id, execution=definition.execution)
+            result = await self._run_here(definition, arguments, call, context, invocation_id)
+        self.emit(
+            events.TOOL_FINISHED,
+            tool=call.name,
+            call_id=call.id,
+            status=result.status,
+            result=result.text[:TOOL_EVENT_RESULT_CHARS],
+            truncated=result.truncated or len(result.text) > TOOL_EVENT_RESULT_CHARS,
+            error=result.error,
+            duration_ms=result.duration_ms,
+        )
+        summary.update(status=result.status, error=result.error, duration_ms=result.duration_ms)
+        return result.for_model()
+
+    async def _record(self, invocation_id, call, context, arguments, result, execution=INLINE) -> None:
+        with contextlib.suppress(Exception):
+            await db(
+                invocation_record,
+                invocation_id=invocation_id,
+                definition_name=call.name[:64],
+                context=context,
+                arguments=arguments,
+                result=result,
+                execution=execution,
+                call_id=call.id,
+            )
+
+    async def _draft(self, definition, arguments, call, context, invocation_id, summary, outcome) -> str:
+        draft = await db(
+            draft_create,
+            definition=definition,
+            arguments=arguments,
+            context=context,
+            call_id=call.id,
+            invocation_id=invocation_id,
+        )
+        payload = draft_payload(draft)
+        outcome.drafts.append(payload)
+        self.emit(events.DRAFT_CREATED, draft=payload)
+        await operators_notify(self.agent.organization_id, events.DRAFT_CREATED, payload)
+        self.emit(
+            events.TOOL_FINISHED,
+            tool=call.name,
+            call_id=call.id,
+            status=InvocationStatus.DRAFTED,
+            draft_id=payload["id"],
+        )
+        summary.update(status=InvocationStatus.DRAFTED, draft_id=payload["id"])
+        return json.dumps(
+            {
+                "status": "awaiting_approval",
+                "draft_id": payload["id"],
+                "message": "This action was NOT performed yet: it is a draft that a person must confirm. "
+                "Tell the user it awaits confirmation.",
+            }
+        )
+
+    async def _run_here(self, definition, arguments, call, context, invocation_id) -> ToolResult:
+        try:
+            result = await asyncio.wait_for(db(tool_run, definition, arguments, context), definition.timeout_seconds)
+        except TimeoutError:
+            result = ToolResult(
+                InvocationStatus.TIMEOUT,
+                error=f"The tool did not finish within {definition.timeout_seconds:g} s.",
+                duration_ms=definition.timeout_seconds * 1000,
+            )
+        await self._record(invocation_id, call, context, arguments, result, definition.execution)
+        return result
+
+    async def _run_on_worker(self, definition, arguments, call, context, invocation_id) -> ToolResult:
+        """Enqueues the call on the tools queue and waits (bounded by the
+        tool's timeout) for the worker's reports on a channel of its own."""
+        from channels.layers import get_channel_layer
+
+        from agents.tasks import tool_execute
+
+        layer = get_channel_layer()
+        reply_to = await layer.new_channel("agenthub.tool.")
+        payload = {
+            "invocation_id": invocation_id,
+            "tool": definition.name,
+            "call_id": call.id,
+            "arguments": arguments,
+            "context": dataclasses.asdict(context),
+            "reply_to": reply_to,
+            "enqueued_at": time.time(),
+        }
+        timeout = definition.timeout_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout + WORKER_GRACE_SECONDS
+        await asyncio.to_thread(
+            tool_execute.apply_async,
+            kwargs={"payload": payload},
+            expires=timeout,
+            soft_time_limit=timeout,
+            time_limit=timeout + 5,
+        )
+        started = False
+        try:
+            while True:
+                message = await asyncio.wait_for(layer.receive(reply_to), max(deadline - loop.time(), 0.001))
+                if message.get("type") == "tool.started" and not started:
+                    started = True
+                    queued_ms = (message["started_at"] - payload["enqueued_at"]) * 1000
+                    self.emit(
+                        events.TOOL_STARTED,
+                        tool=call.name,
+                        call_id=call.id,
+                        execution=CELERY,
+                        queued_ms=round(max(queued_ms, 0.0), 2),
+                    )
+                elif message.get("type") == "tool.finished":
+                    return ToolResult(**message["result"])
+        except TimeoutError:
+            error = (
+                f"The tool did not finish within {timeout:g} s."
+                if started
+                else f"No worker started the tool within {timeout:g} s; try again later."
+            )
+            result = ToolResult(InvocationStatus.TIMEOUT, error=error, duration_ms=timeout * 1000)
+            with contextlib.suppress(Exception):
+                await db(
+                    invocation_record_if_absent,
+                    invocation_id=invocation_id,
+                    definition_name=definition.name,
+                    context=context,
+                    arguments=arguments,
+                    result=result,
+                    execution=CELERY,
+                    call_id=call.id,
+                )
+            return result
 
     async def run(self) -> TurnOutcome:
         token = set_request_id(self.request_id)
@@ -306,6 +527,14 @@ class TurnRunner:
                 new_entries.append({"role": "assistant", "content": outcome.content})
             with contextlib.suppress(Exception):
                 await self.hub.store.set_history(self.conversation_id, trim_history(cached_history + new_entries))
+
+
+def _raw_arguments(raw: str) -> dict:
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return {"raw": str(raw)[:2000]}
+    return value if isinstance(value, dict) else {"raw": str(raw)[:2000]}
 
 
 def _model_error_message(exc: LLMError) -> str:

@@ -362,9 +362,10 @@ async def _turn_start(
         history_override=history_override,
         cached_history=history,
         request_id=request_id,
+        caller=caller,
     )
     task = asyncio.create_task(runner.run(), name=f"chat-turn-{turn_id}")
-    hub.register_turn(conversation_id, task)
+    hub.register_turn(conversation_id, task, runner)
     return TurnHandle(turn_id, conversation_id, user_message_id, last_seq + 1, task, runner)
 
 

@@ -54,12 +54,25 @@ def agent_publish(*, agent: Agent, user: User | None, note: str = "") -> AgentVe
             code="model_unavailable",
             details={"models": unavailable},
         )
+    grants = selectors.agent_tool_grants(locked)
+    if grants:
+        from agents.services.tools import tools_for_organization
+
+        catalog = tools_for_organization(str(locked.organization_id))
+        unknown = [grant["tool"] for grant in grants if grant["tool"] not in catalog]
+        if unknown:
+            raise ApplicationError(
+                f"{locked.name} is granted tools that do not exist or are disabled ({', '.join(unknown)}); "
+                "remove the grants or fix the tools before publishing.",
+                code="unknown_tools",
+                details={"tools": unknown},
+            )
     latest = AgentVersion.objects.filter(agent=locked).aggregate(n=Max("number"))["n"] or 0
     version = AgentVersion.objects.create(
         organization_id=locked.organization_id,
         agent=locked,
         number=latest + 1,
-        tools=[],
+        tools=grants,
         note=note,
         published_by=user,
         **selectors.agent_snapshot(locked),

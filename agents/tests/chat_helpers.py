@@ -5,11 +5,15 @@ from channels.testing import WebsocketCommunicator
 
 from accounts.services import ws_ticket_issue
 from agenthub.asgi import application
-from agents.models import Agent, AgentStatus, AgentVersion
+from agents.models import Agent, AgentStatus, AgentTool, AgentVersion
 from agents.services.chat import agent_cache_clear
 
 
-def make_live_agent(organization, *, slug="helper", model="offline", system_prompt="You are helpful.", **fields):
+def make_live_agent(
+    organization, *, slug="helper", model="offline", system_prompt="You are helpful.", tools=(), **fields
+):
+    """A published, active agent; ``tools`` are grants: names or
+    ``{"tool", "min_role", "requires_approval"}`` dicts."""
     agent = Agent.objects.create(
         organization=organization,
         name=slug.title(),
@@ -30,11 +34,26 @@ def make_live_agent(organization, *, slug="helper", model="offline", system_prom
         temperature=agent.temperature,
         max_output_tokens=agent.max_output_tokens,
         max_tool_rounds=agent.max_tool_rounds,
+        tools=[_grant(agent, tool) for tool in tools],
     )
     agent.live_version = version
     agent.save(update_fields=["live_version"])
     agent_cache_clear()
     return agent
+
+
+def _grant(agent, tool) -> dict:
+    grant = {"tool": tool, "min_role": None, "requires_approval": None} if isinstance(tool, str) else dict(tool)
+    grant.setdefault("min_role", None)
+    grant.setdefault("requires_approval", None)
+    AgentTool.objects.create(
+        organization=agent.organization,
+        agent=agent,
+        tool=grant["tool"],
+        min_role=grant["min_role"] or "",
+        requires_approval=grant["requires_approval"],
+    )
+    return grant
 
 
 async def ticket_for(user, organization, **kwargs) -> str:

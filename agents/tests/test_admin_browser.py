@@ -74,7 +74,9 @@ def test_operator_chats_with_the_agent_from_its_admin_page(org_a, browser, tmp_p
         box = wait_for(browser, lambda d: d.find_element(By.ID, "test-chat-input"), "the test-chat panel")
         box.send_keys("Hello from a browser")
         browser.find_element(By.ID, "test-chat-send").click()
-        wait_for(browser, lambda d: "tokens" in d.find_element(By.ID, "test-chat-status").text, "the answer", timeout=30)
+        wait_for(
+            browser, lambda d: "tokens" in d.find_element(By.ID, "test-chat-status").text, "the answer", timeout=30
+        )
         status = browser.find_element(By.ID, "test-chat-status").text
         log = browser.find_element(By.ID, "test-chat-log").text
 

@@ -1,0 +1,70 @@
+"""Celery entry points of the agents app: load by id, call one service.
+
+- ``tool_execute`` (queue ``tools``): a tool call of a running turn; reports
+  ``tool.started`` and the result to the waiting turn through the channel
+  layer.
+- ``draft_execute`` (queue ``tools``): runs a confirmed draft, once.
+- ``drafts_expire`` (beat, every minute): expires undecided drafts.
+"""
+
+import asyncio
+import logging
+import os
+import threading
+
+from celery import shared_task
+
+from agents.services import drafts as draft_services
+from agents.services import tools as tool_services
+
+logger = logging.getLogger(__name__)
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_pid: int | None = None
+_loop_lock = threading.Lock()
+
+
+def _sender_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per worker process, in a thread, for channel-layer
+    sends: one Redis connection reused by every task, not one per send."""
+    global _loop, _loop_pid
+    with _loop_lock:
+        if _loop is None or _loop_pid != os.getpid():
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="agenthub-channel-sender", daemon=True).start()
+            _loop_pid = os.getpid()
+        return _loop
+
+
+def channel_send(channel: str, message: dict) -> None:
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    asyncio.run_coroutine_threadsafe(layer.send(channel, message), _sender_loop()).result(timeout=10)
+
+
+@shared_task(name="agents.tasks.tool_execute")
+def tool_execute(payload: dict) -> dict:
+    reply_to = payload.get("reply_to")
+
+    def notify(message: dict) -> None:
+        if reply_to:
+            try:
+                channel_send(reply_to, message)
+            except Exception:
+                logger.exception("could not report tool %s back to its turn", payload.get("tool"))
+
+    return tool_services.tool_execute_remote(payload, notify).as_dict()
+
+
+@shared_task(name="agents.tasks.draft_execute")
+def draft_execute(draft_id: str) -> str:
+    return draft_services.draft_execute(draft_id=draft_id)
+
+
+@shared_task(name="agents.tasks.drafts_expire")
+def drafts_expire() -> int:
+    expired = draft_services.drafts_expire()
+    if expired:
+        logger.info("expired %d drafts", expired)
+    return expired

@@ -1,0 +1,1 @@
+"""Tools agents call: the registry, the built-ins, HTTP tools and safe egress."""
