@@ -38,6 +38,49 @@ def _clean_cache():
     cache.clear()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _celery_follows_the_settings_fixture():
+    """``settings.CELERY_TASK_ALWAYS_EAGER = True`` in a test makes the Celery
+    app eager too (it read its configuration once, at start-up)."""
+    from django.core.signals import setting_changed
+
+    from agenthub.celery import app
+
+    def sync(setting, value, **kwargs):
+        if setting == "CELERY_TASK_ALWAYS_EAGER":
+            app.conf.task_always_eager = bool(value)
+        elif setting == "CELERY_TASK_EAGER_PROPAGATES":
+            app.conf.task_eager_propagates = bool(value)
+
+    setting_changed.connect(sync, weak=False, dispatch_uid="agenthub-celery-eager")
+    yield
+    setting_changed.disconnect(dispatch_uid="agenthub-celery-eager")
+
+
+@pytest.fixture(scope="session")
+def mock_server():
+    """One mock model server for the session (the project's OpenAI-compatible
+    mock, over HTTP): 8-token answers, no delays.  Tests inject faults or tool
+    calls per request with ``[[mock:...]]`` directives; its ``stats`` are
+    shared, so compare differences."""
+    from integrations.llm.mock_server import MockConfig, MockServer
+
+    with MockServer(MockConfig(tokens=8, retry_after_ms=10)) as server:
+        yield server
+
+
+@pytest.fixture
+def llm_settings(settings, mock_server):
+    """Settings that route every non-offline model to the mock server."""
+    settings.OPENAI_BASE_URL = mock_server.base_url
+    settings.OPENAI_API_KEY = ""
+    settings.LLM_TIMEOUT_SECONDS = 5.0
+    settings.LLM_CONNECT_TIMEOUT_SECONDS = 2.0
+    settings.LLM_MAX_RETRIES = 0
+    settings.LLM_OFFLINE_TOKEN_DELAY_MS = 0
+    return settings
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

@@ -12,6 +12,7 @@ handler500 = "agenthub.errors.handler500"
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("agents.urls")),
+    path("", include("agents.tool_urls")),
     path("", include("agents.chat_urls")),
 ]
 

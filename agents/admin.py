@@ -504,3 +504,6 @@ class ConversationAdmin(TenantScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from agents import admin_tools  # noqa: E402,F401

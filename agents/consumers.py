@@ -26,12 +26,15 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from accounts.roles import Role, role_at_least
+from agenthub.db import db
 from agenthub.errors import ApplicationError
 from agenthub.requestid import new_request_id
 from agents import events, metrics
 from agents.models import Channel
 from agents.runtime.hub import ReplayGap, get_hub
 from agents.services.chat import Caller, chat_agent_resolve, conversation_open, turn_cancel, turn_start
+from agents.services.drafts import draft_decide_in_conversation, drafts_pending_payloads, operators_group
 
 logger = logging.getLogger(__name__)
 
@@ -186,8 +189,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._send_event(events.PONG, self.subscription.last_seq if self.subscription else 0)
 
     async def _on_draft_decide(self, frame):
-        raise ApplicationError(
-            "This agent has no tools that need approval, so there are no drafts to decide.", code="no_drafts"
+        """Confirms or rejects a draft of this conversation, when the user's
+        role allows (the service checks the approver role and the
+        self-approval rule).  The outcome arrives as ``draft.updated``."""
+        draft_id = frame.get("draft_id")
+        decision = frame.get("decision")
+        note = frame.get("note") or ""
+        arguments = frame.get("arguments")
+        if not isinstance(draft_id, str) or decision not in ("confirm", "reject"):
+            raise ApplicationError(
+                'draft.decide needs "draft_id" and "decision": "confirm" or "reject".', code="invalid_frame"
+            )
+        if not isinstance(note, str) or (arguments is not None and not isinstance(arguments, dict)):
+            raise ApplicationError(
+                '"note" must be a string and "arguments" an object of edited arguments.', code="invalid_frame"
+            )
+        await db(
+            draft_decide_in_conversation,
+            caller=self.caller,
+            conversation_id=self.conversation_id,
+            draft_id=draft_id,
+            decision=decision,
+            note=note,
+            edited_arguments=arguments,
         )
 
     # --- outbound ------------------------------------------------------------------------
@@ -245,3 +269,61 @@ def _int_or_none(value: str) -> int | None:
     except ValueError:
         return None
     return number if number >= 0 else None
+
+
+class OperatorConsumer(AsyncWebsocketConsumer):
+    """``/ws/v1/operator/``: the organization's operators (role operator or
+    above) receive ``draft.created`` and ``draft.updated`` live, after a
+    ``drafts.pending`` snapshot of what awaits a decision."""
+
+    joined_group = ""
+
+    async def connect(self):
+        await self.accept()
+        scope = self.scope
+        if scope.get("auth_error"):
+            return await self._refuse(scope["auth_error"]["code"], scope["auth_error"]["message"], CLOSE_UNAUTHORIZED)
+        user = scope.get("user")
+        if user is None or not user.is_authenticated or scope.get("organization") is None:
+            return await self._refuse(
+                "not_authenticated",
+                "Connect with a ticket from POST /api/v1/chat/tickets: ?ticket=<ticket>.",
+                CLOSE_UNAUTHORIZED,
+            )
+        if not role_at_least(scope["role"], Role.OPERATOR):
+            return await self._refuse(
+                "permission_denied", "The operator channel is for operators and above.", CLOSE_FORBIDDEN
+            )
+        organization_id = str(scope["organization"].pk)
+        self.joined_group = operators_group(organization_id)
+        await self.channel_layer.group_add(self.joined_group, self.channel_name)
+        pending = await db(drafts_pending_payloads, organization_id)
+        await self.send(text_data=json.dumps({"type": "drafts.pending", "drafts": pending}, default=str))
+
+    async def disconnect(self, code):
+        if self.joined_group:
+            await self.channel_layer.group_discard(self.joined_group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        try:
+            frame = json.loads(text_data or "")
+        except ValueError:
+            frame = None
+        if isinstance(frame, dict) and frame.get("type") == "ping":
+            await self.send(text_data=json.dumps({"type": "pong"}))
+            return
+        await self.send(
+            text_data=json.dumps(
+                {
+                    "type": "error",
+                    **events.error_fields("unknown_frame_type", "The operator channel only accepts ping."),
+                }
+            )
+        )
+
+    async def operator_event(self, message):
+        await self.send(text_data=json.dumps({"type": message["event"], "draft": message["draft"]}, default=str))
+
+    async def _refuse(self, code: str, message: str, close_code: int):
+        await self.send(text_data=json.dumps({"type": "error", **events.error_fields(code, message)}))
+        await self.close(code=close_code)

@@ -15,6 +15,7 @@ from accounts.models import ApiKey, Membership, Organization, TenantOwned
 from accounts.services import api_key_create
 from agents.tests.test_agents_api import AGENTS_SWEPT
 from agents.tests.test_chat_tenancy import SWEPT_PATHS as CHAT_SWEPT
+from agents.tests.test_tools_api import TOOLS_SWEPT
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +37,7 @@ SWEPT = {
     # agents, templates, industries, config: agents/tests/test_agents_api.py::test_cross_organization_sweep
     *AGENTS_SWEPT,
     *CHAT_SWEPT,
+    *TOOLS_SWEPT,
 }
 
 

@@ -14,6 +14,7 @@ and runs the action again, up to the redelivery cap.
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from datetime import timedelta
@@ -225,13 +226,18 @@ def draft_confirm(*, caller: Caller, draft_id, edited_arguments: dict | None = N
             edited_arguments=edited_arguments,
             updated_at=now,
         )
-        if not won:
-            raise _not_pending_error(draft.pk)
-        draft_id_text = str(draft.pk)
-        transaction.on_commit(lambda: draft_execute.delay(draft_id_text))
-    draft.refresh_from_db()
+        if won:
+            draft.refresh_from_db()
+            confirmed = copy.copy(draft)
+            # After commit, in this order: announce the confirmation, then
+            # enqueue the execution (which may run at once with eager Celery).
+            transaction.on_commit(lambda: draft_events_publish(confirmed, events.DRAFT_UPDATED))
+            transaction.on_commit(lambda: draft_execute.delay(str(confirmed.pk)))
+    if not won:
+        # Outside the transaction: the expiry it may record must stay.
+        raise _not_pending_error(draft.pk)
     metrics.draft_decisions.labels(tool=draft.tool, outcome="confirmed").inc()
-    draft_events_publish(draft, events.DRAFT_UPDATED)
+    draft.refresh_from_db()
     return draft
 
 
@@ -262,6 +268,23 @@ def draft_decide(*, caller: Caller, draft_id, decision: str, note: str = "", edi
     if decision == "reject":
         return draft_reject(caller=caller, draft_id=draft_id, note=note)
     raise ConflictError('decision must be "confirm" or "reject".', code="invalid_decision", status_code=400)
+
+
+def draft_decide_in_conversation(
+    *, caller: Caller, conversation_id: str, draft_id, decision: str, note: str = "", edited_arguments=None
+) -> Draft:
+    """A decision from the chat: only drafts of this conversation."""
+    draft = draft_get_for(caller=caller, draft_id=draft_id)
+    if str(draft.conversation_id) != str(conversation_id):
+        raise NotFoundError("No draft with this id in this conversation.", code="draft_not_found")
+    return draft_decide(
+        caller=caller, draft_id=draft.pk, decision=decision, note=note, edited_arguments=edited_arguments
+    )
+
+
+def drafts_pending_payloads(organization_id: str, limit: int = 50) -> list[dict]:
+    drafts = Draft.objects.filter(organization_id=organization_id, status=DraftStatus.PENDING).order_by("created_at")
+    return [draft_payload(draft) for draft in drafts[:limit]]
 
 
 def _note(draft: Draft) -> str:

@@ -118,7 +118,7 @@ async def test_cancel_stops_the_turn_and_keeps_the_partial_answer(org_a, agent, 
         ('{"type": "message", "content": "hi", "client_msg_id": 7}', "invalid_client_msg_id"),
         ('{"type": "resume", "after": -1}', "invalid_frame"),
         ('{"type": "resume", "after": "x"}', "invalid_frame"),
-        ('{"type": "draft.decide", "draft_id": "x", "decision": "confirm"}', "no_drafts"),
+        ('{"type": "draft.decide", "draft_id": "x", "decision": "confirm"}', "draft_not_found"),
     ],
 )
 async def test_malformed_frames_get_an_error_frame_and_the_socket_stays_usable(org_a, agent, frame, code):
