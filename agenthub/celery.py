@@ -25,7 +25,7 @@ class RequestIdTask(Task):
         request = self.request
         if not request.is_eager and request.id:
             deliveries = _count_delivery(request.id)
-            limit = _max_deliveries()
+            limit = _max_deliveries() + getattr(self, "extra_deliveries", 0)
             if deliveries > limit:
                 logging.getLogger("agenthub.celery").error(
                     "dropping task %s[%s]: delivered %d times (limit %d)", self.name, request.id, deliveries, limit

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -75,3 +75,63 @@ def run_daphne(*, env: dict | None = None, log_path: Path | None = None, timeout
             process.wait()
         if log_path:
             log.close()
+
+
+@contextmanager
+def run_celery_worker(
+    *,
+    env: dict | None = None,
+    log_path: Path,
+    queues: str = "default,tools",
+    concurrency: int = 2,
+    pool: str = "prefork",
+    timeout: float = 60,
+):
+    """Starts a real Celery worker (its own process group) and yields the
+    ``Popen`` once it consumes; stopped with SIGTERM (or killed) on exit."""
+    log = open(log_path, "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "agenthub",
+            "worker",
+            "-Q",
+            queues,
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env or subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while " ready." not in log_path.read_text():
+            if process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start in time:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()

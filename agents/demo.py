@@ -1,10 +1,15 @@
 """Demo agents for ``manage.py seed_demo``: two published, active agents of
 the demo organization, made from the industry templates on the default model.
+The IT helpdesk is granted tools, so a newcomer sees them work with the
+offline model: the calculator and the current time run at once, and an email
+becomes a draft that an operator confirms in the admin.
 
-Idempotent: a second run restores the same definitions and publishes only
-when something differs from the live version, so re-seeding never piles up
-versions.
+Idempotent: a second run restores the same definitions and grants and
+publishes only when something differs from the live version, so re-seeding
+never piles up versions.
 """
+
+import json
 
 from django.conf import settings
 from django.db import transaction
@@ -15,6 +20,7 @@ from accounts.services_demo import register_demo_seeder
 from agents import catalog, selectors
 from agents.models import Agent, AgentStatus
 from agents.services.agents import agent_create, agent_set_status, agent_update, field_defaults
+from agents.services.grants import agent_tools_set
 from agents.services.publishing import agent_publish
 from agents.services.templates import template_answers_clean, template_render
 
@@ -39,8 +45,19 @@ DEMO_AGENTS = (
             "tone": "concise",
             "extra": "Tickets are handled by the IT team at it@example.com; urgent issues: extension 4000.",
         },
+        # The tools' own rules: the calculator and the time for every member,
+        # emails from members up, each one a draft an operator confirms.
+        "tools": ("calculator", "current_time", "send_email"),
     },
 )
+TOOLS_AGENT = "it-helpdesk"
+# What to type into the chat (the offline model calls a tool the message names,
+# with the JSON that follows the name as its arguments).
+TRY_CALCULATOR = 'calculator {"expression": "6*7"}'
+TRY_EMAIL = "send_email " + json.dumps(
+    {"to": ["you@example.com"], "subject": "Hello", "body": "Sent by AgentHub"}, separators=(", ", ": ")
+)
+DRAFTS_ADMIN = "/admin/agents/draft/"
 
 
 def _definition(spec: dict) -> dict:
@@ -69,6 +86,7 @@ def seed_demo_agents(organization: Organization, users: dict[str, User]) -> list
             agent = agent_create(organization=organization, user=operator, slug=spec["slug"], **definition)
         else:
             agent = agent_update(agent=agent, user=operator, data=definition)
+        agent_tools_set(agent=agent, grants=[{"tool": name} for name in spec.get("tools", ())], user=operator)
         agent = selectors.agent_get(organization=organization, agent_id=agent.pk)
         if selectors.agent_has_unpublished_changes(agent):
             agent_publish(agent=agent, user=operator, note="Demo seed")
@@ -77,4 +95,16 @@ def seed_demo_agents(organization: Organization, users: dict[str, User]) -> list
             f"agent {agent.slug:<12} {agent.name} (v{agent.live_version.number}, {agent.model}) "
             f"— chat at /ws/v1/agents/{agent.slug}/chat/"
         )
+    lines.extend(_try_tools_hint())
     return lines
+
+
+def _try_tools_hint() -> list[str]:
+    chat = f".venv/bin/python manage.py chat {TOOLS_AGENT} --org demo --user demo-member"
+    return [
+        f"try tools    {TOOLS_AGENT} may use calculator, current_time and send_email; chat with it "
+        f"({chat}) and send:",
+        f"               {TRY_CALCULATOR}   (runs at once)",
+        f"               {TRY_EMAIL}",
+        f"             the email becomes a draft: confirm it as demo-operator at {DRAFTS_ADMIN}",
+    ]

@@ -57,7 +57,9 @@ def tool_execute(payload: dict) -> dict:
     return tool_services.tool_execute_remote(payload, notify).as_dict()
 
 
-@shared_task(name="agents.tasks.draft_execute")
+# One delivery beyond the cap reaches the draft's own bookkeeping, which then
+# marks the draft failed instead of leaving it executing forever.
+@shared_task(name="agents.tasks.draft_execute", extra_deliveries=1)
 def draft_execute(draft_id: str) -> str:
     return draft_services.draft_execute(draft_id=draft_id)
 

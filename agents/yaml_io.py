@@ -17,7 +17,11 @@ The format (``apiVersion: agenthub/v1``)::
       temperature: 0.7                 # optional, 0 to 2
       max_output_tokens: 1024          # optional, 1 to 32768
       max_tool_rounds: 5               # optional, 0 to 20
-      tools: []                        # tool grants are not exported yet: always empty
+      tools:                           # optional: tool grants, each a name from /api/v1/tools...
+        - calculator
+        - tool: send_email             # ...or a mapping that overrides the tool's own rules
+          min_role: operator           # a role, or null for the tool's own minimum role
+          requires_approval: true      # true/false, or null for the tool's own rule
     version:                           # informational, ignored on import
       number: 3
       published_at: "2025-01-31T12:00:00+00:00"
@@ -30,11 +34,13 @@ no unpublished changes.
 Import reads the document with ``yaml.safe_load`` (no aliases, no custom
 tags), refuses anything that is not a mapping, unknown keys, a wrong
 ``apiVersion`` or ``kind`` and wrongly typed values, and reports every
-problem by field path (``spec.temperature``, ``metadata.slug``) in a
-``validation_error``.  The import creates a draft agent, or with
+problem by field path (``spec.temperature``, ``metadata.slug``, ``spec.tools[2].min_role``) in a
+``validation_error``; a tool that is not in the importing organization's
+catalog is an ``unknown_tools`` error keyed by its ``spec.tools[<i>]``.  The
+import creates a draft agent with the document's tool grants, or with
 ``update=True`` changes the agent that has the same slug (keys the document
-leaves out take their defaults, so the agent ends up exactly as described);
-it never publishes.  Documents are limited to ``API_MAX_BODY_BYTES``.
+leaves out take their defaults and no ``tools`` means no grants, so the agent
+ends up exactly as described); it never publishes.  Documents are limited to ``API_MAX_BODY_BYTES``.
 """
 
 import datetime
@@ -47,10 +53,13 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Organization, User
+from accounts.roles import Role
 from agenthub.errors import ApplicationError
 from agents import selectors
 from agents.models import Agent, AgentVersion
 from agents.services.agents import agent_create, agent_update, field_defaults
+from agents.services.grants import GRANTS_MAX, agent_tools_set
+from agents.services.tools import tools_for_organization
 
 API_VERSION = "agenthub/v1"
 KIND = "Agent"
@@ -68,6 +77,7 @@ SPEC_FIELDS = (
     "tools",
 )
 VERSION_FIELDS = ("number", "published_at", "note")
+GRANT_FIELDS = ("tool", "min_role", "requires_approval")
 TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "version")
 REQUIRED = {"metadata": ("name", "slug"), "spec": ("model",)}
 FIELD_PATHS = {
@@ -87,7 +97,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "temperature": ((int, float), "a number"),
     "max_output_tokens": ((int,), "an integer"),
     "max_tool_rounds": ((int,), "an integer"),
-    "tools": ((list,), "a list"),
+    "tools": ((list,), "a list of tool grants"),
 }
 
 
@@ -157,7 +167,10 @@ def agent_export_data(*, agent: Agent, version: AgentVersion | None = None) -> d
             "temperature": source.temperature,
             "max_output_tokens": source.max_output_tokens,
             "max_tool_rounds": source.max_tool_rounds,
-            "tools": [],
+            "tools": [
+                _grant_document(grant)
+                for grant in (version.tools if version is not None else selectors.agent_tool_grants(agent))
+            ],
         },
     }
     if version is not None:
@@ -167,6 +180,18 @@ def agent_export_data(*, agent: Agent, version: AgentVersion | None = None) -> d
             "note": version.note,
         }
     return document
+
+
+def _grant_document(grant: Mapping[str, Any] | str) -> str | dict[str, Any]:
+    """A grant as the document writes it: the tool's name when it keeps the
+    tool's own rules, else a mapping with the overrides."""
+    if isinstance(grant, str):
+        return grant
+    min_role = grant.get("min_role") or None
+    requires_approval = grant.get("requires_approval")
+    if min_role is None and requires_approval is None:
+        return str(grant["tool"])
+    return {"tool": str(grant["tool"]), "min_role": min_role, "requires_approval": requires_approval}
 
 
 def agent_export_yaml(*, agent: Agent, version: AgentVersion | None = None) -> str:
@@ -185,7 +210,8 @@ def agent_export_yaml(*, agent: Agent, version: AgentVersion | None = None) -> s
 
 def agent_yaml_parse(text: str | bytes) -> dict[str, Any]:
     """The agent fields of a YAML document, checked for structure and types
-    (values are checked by the services).  Raises ``validation_error`` with
+    (values are checked by the services), with ``tools`` as a list of grants
+    ``{tool, min_role, requires_approval}`` when the document has any.  Raises ``validation_error`` with
     field paths, or ``invalid_yaml`` for a document that is not YAML."""
     if isinstance(text, bytes):
         try:
@@ -263,14 +289,77 @@ def agent_yaml_parse(text: str | bytes) -> dict[str, Any]:
 
     if "fallback_models" in fields and not all(isinstance(m, str) for m in fields["fallback_models"]):
         errors["spec.fallback_models"] = ["Must be a list of model names."]
-    if fields.get("tools"):
-        errors["spec.tools"] = ["Importing tool grants is not supported yet; use an empty list."]
-    fields.pop("tools", None)
+    if "tools" in fields:
+        fields["tools"] = _parse_grants(fields["tools"], errors)
     if "temperature" in fields:
         fields["temperature"] = float(fields["temperature"])
     if errors:
         raise _invalid(errors)
     return fields
+
+
+def _parse_grants(items: list, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """``spec.tools`` as grants ``{tool, min_role, requires_approval}``; each
+    item is a tool name or a mapping.  Problems are added to ``errors`` by
+    path (``spec.tools[1].min_role``).  Whether the tools exist is checked
+    on import, against the importing organization's catalog."""
+    if len(items) > GRANTS_MAX:
+        errors["spec.tools"] = [f"An agent can be granted at most {GRANTS_MAX} tools."]
+        return []
+    grants: list[dict[str, Any]] = []
+    first_index: dict[str, int] = {}
+    for index, item in enumerate(items):
+        path = f"spec.tools[{index}]"
+        if isinstance(item, str):
+            item = {"tool": item}
+        elif not isinstance(item, Mapping):
+            errors[path] = ["Must be a tool name or a mapping with the keys tool, min_role, requires_approval."]
+            continue
+        problems = len(errors)
+        for key in item:
+            if key not in GRANT_FIELDS:
+                errors[f"{path}.{key}"] = [f"Unknown key. Allowed keys: {', '.join(GRANT_FIELDS)}."]
+        tool = item.get("tool")
+        if not isinstance(tool, str) or not tool.strip():
+            errors[f"{path}.tool"] = ["Must be the name of a tool from /api/v1/tools."]
+        min_role = item.get("min_role")
+        if min_role is not None and (not isinstance(min_role, str) or (min_role and min_role not in Role.values)):
+            errors[f"{path}.min_role"] = [
+                f"Must be one of {', '.join(Role.values)}, or null for the tool's own minimum role."
+            ]
+        requires_approval = item.get("requires_approval")
+        if requires_approval is not None and not isinstance(requires_approval, bool):
+            errors[f"{path}.requires_approval"] = ["Must be true, false, or null for the tool's own rule."]
+        if len(errors) > problems:
+            continue
+        if tool in first_index:
+            errors[path] = [f"'{tool}' is already granted by spec.tools[{first_index[tool]}]; grant each tool once."]
+            continue
+        first_index[tool] = index
+        grants.append({"tool": tool, "min_role": min_role or "", "requires_approval": requires_approval})
+    return grants
+
+
+def _check_grants_known(*, organization: Organization, grants: list[dict[str, Any]]) -> None:
+    """Refuses grants of tools the organization's catalog does not have
+    (built-ins and its enabled HTTP tools), naming each by path."""
+    catalog = tools_for_organization(str(organization.pk)) if grants else {}
+    # A parsed list has no gaps: grants[i] is spec.tools[i].
+    unknown = {index: grant["tool"] for index, grant in enumerate(grants) if grant["tool"] not in catalog}
+    if not unknown:
+        return
+    fields = {
+        f"spec.tools[{index}]": [
+            f"Unknown tool '{name}'. Choose a tool from /api/v1/tools (disabled HTTP tools cannot be granted)."
+        ]
+        for index, name in unknown.items()
+    }
+    names = list(unknown.values())
+    raise ApplicationError(
+        f"spec.tools: Unknown tools: {', '.join(names)}. Choose tools from /api/v1/tools.",
+        code="unknown_tools",
+        details={"fields": fields, "tools": names},
+    )
 
 
 def _check_version(body: Mapping, errors: dict[str, list[str]]) -> None:
@@ -309,6 +398,8 @@ def agent_import_yaml(
     it when there is none).  Without ``update`` an existing slug is a 409
     ``slug_taken``."""
     fields = agent_yaml_parse(text)
+    grants = fields.pop("tools", [])
+    _check_grants_known(organization=organization, grants=grants)
     existing = Agent.objects.for_organization(organization).filter(slug=fields["slug"]).first()
     try:
         if existing is not None and update:
@@ -320,7 +411,9 @@ def agent_import_yaml(
                 **field_defaults(),
                 **fields,
             }
-            return ImportResult(agent=agent_update(agent=existing, user=user, data=data), created=False)
+            agent = agent_update(agent=existing, user=user, data=data)
+            agent_tools_set(agent=agent, grants=grants, user=user)
+            return ImportResult(agent=agent, created=False)
         if existing is not None:
             raise ApplicationError(
                 f"An agent with the slug '{fields['slug']}' already exists; import with update to change it.",
@@ -328,6 +421,9 @@ def agent_import_yaml(
                 status_code=409,
                 details={"fields": {"slug": ["An agent with this slug already exists in this organization."]}},
             )
-        return ImportResult(agent=agent_create(organization=organization, user=user, **fields), created=True)
+        agent = agent_create(organization=organization, user=user, **fields)
+        if grants:
+            agent_tools_set(agent=agent, grants=grants, user=user)
+        return ImportResult(agent=agent, created=True)
     except ApplicationError as exc:
         raise _with_paths(exc) from exc

@@ -179,6 +179,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # timeout; keep it just above the hard time limit.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 60),
+    # How often a worker looks for messages whose worker died (past the
+    # visibility timeout) and puts them back on their queue.
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
     "socket_connect_timeout": 2,
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

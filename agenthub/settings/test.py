@@ -5,7 +5,7 @@ Redis), with fast password hashing and quiet logs."""
 from urllib.parse import urlsplit, urlunsplit
 
 from .base import *
-from .base import CACHES, REDIS_URL, env
+from .base import AGENTHUB_TOOL_MODULES, CACHES, REDIS_URL, env
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -33,3 +33,5 @@ if REDIS_URL:
     CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 WHITENOISE_USE_FINDERS = True
 LLM_OFFLINE_TOKEN_DELAY_MS = env.int("LLM_OFFLINE_TOKEN_DELAY_MS", default=2)
+# Tools only the tests use (real workers load them too: same settings).
+AGENTHUB_TOOL_MODULES = [*AGENTHUB_TOOL_MODULES, "agents.tests.tools_for_tests"]

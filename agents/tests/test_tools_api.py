@@ -34,6 +34,8 @@ INVOCATIONS = "/api/v1/tool-invocations"
 ROLES = ["owner", "admin", "operator", "member", "viewer"]
 OPERATORS = ["owner", "admin", "operator"]
 BUILTINS = ["calculator", "current_time", "http_request", "send_email"]
+# The test settings also register the tools of agents/tests/tools_for_tests.py.
+TEST_TOOLS = ["test_poison", "test_slow_effect", "test_worker_echo"]
 
 # Every path of the tools API; accounts/tests/test_tenant_isolation.py adds
 # them to its guard, and test_cross_organization_sweep below covers them.
@@ -132,7 +134,7 @@ def test_catalog_lists_builtins_and_only_the_organizations_enabled_http_tools(or
     response = org_a.client(role).get(TOOLS)
     assert response.status_code == 200
     tools = {t["name"]: t for t in response.json()}
-    assert list(tools) == sorted([*BUILTINS, "crm_lookup"])
+    assert list(tools) == sorted([*BUILTINS, *TEST_TOOLS, "crm_lookup"])
     assert tools["calculator"] == {
         "name": "calculator",
         "description": tools["calculator"]["description"],
@@ -161,7 +163,7 @@ def test_catalog_lists_builtins_and_only_the_organizations_enabled_http_tools(or
     )
     assert crm["parameters"]["properties"] == {"q": {"type": "string"}}
     other = org_b.client(role).get(TOOLS).json()
-    assert [t["name"] for t in other] == sorted([*BUILTINS, "bravo_lookup"])
+    assert [t["name"] for t in other] == sorted([*BUILTINS, *TEST_TOOLS, "bravo_lookup"])
 
 
 def test_tool_endpoints_need_authentication(api_client):

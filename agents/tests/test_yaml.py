@@ -9,9 +9,10 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-from agents import yaml_io
-from agents.models import Agent, AgentVersion
+from agents import selectors, yaml_io
+from agents.models import Agent, AgentTool, AgentVersion, HttpTool
 from agents.services.agents import EDITABLE_FIELDS, agent_update
+from agents.services.grants import agent_tools_set
 from agents.services.publishing import agent_publish
 from agents.tests.factories import AgentFactory, published_agent
 
@@ -39,6 +40,34 @@ metadata:
 spec:
   model: offline
 """
+
+
+GRANTS = [
+    "calculator",
+    {"tool": "current_time", "min_role": "operator", "requires_approval": None},
+    {"tool": "send_email", "min_role": None, "requires_approval": False},
+]
+# As the agent stores them (ordered by tool).
+STORED_GRANTS = [
+    {"tool": "calculator", "min_role": None, "requires_approval": None},
+    {"tool": "current_time", "min_role": "operator", "requires_approval": None},
+    {"tool": "send_email", "min_role": None, "requires_approval": False},
+]
+
+
+def http_tool(organization, name, **fields):
+    return HttpTool.objects.create(
+        organization=organization,
+        name=name,
+        description=f"The {name} tool.",
+        url_template="https://api.example.com/lookup",
+        **fields,
+    )
+
+
+def with_grants(agent, grants=GRANTS):
+    agent_tools_set(agent=agent, grants=[{"tool": g} if isinstance(g, str) else g for g in grants], user=None)
+    return agent
 
 
 def definition(agent):
@@ -81,6 +110,25 @@ def test_export_document(org_a):
         "version": {"number": 1, "published_at": version.published_at.isoformat(), "note": "v1"},
     }
     assert list(document) == ["apiVersion", "kind", "metadata", "spec", "version"]
+
+
+def test_export_writes_grants_as_names_or_mappings_with_overrides(org_a):
+    agent = with_grants(published_agent(org_a.organization, slug="bot"))
+    agent_publish(agent=agent, user=None, note="With tools")
+    client = org_a.client("viewer")
+    text = client.get(f"{URL}/{agent.pk}/export").content.decode()
+    document = yaml.safe_load(text)
+    assert document["version"]["number"] == 2  # no unpublished changes: the live version
+    assert document["spec"]["tools"] == GRANTS
+    assert "  tools:\n  - calculator\n  - tool: current_time\n    min_role: operator\n" in text
+
+    # Changed grants are the working definition; a version exports the grants it was published with.
+    with_grants(agent, ["http_request"])
+    assert yaml.safe_load(client.get(f"{URL}/{agent.pk}/export").content)["spec"]["tools"] == ["http_request"]
+    v2 = yaml.safe_load(client.get(f"{URL}/{agent.pk}/export", {"version": 2}).content)
+    assert v2["spec"]["tools"] == GRANTS
+    v1 = yaml.safe_load(client.get(f"{URL}/{agent.pk}/export", {"version": 1}).content)
+    assert v1["spec"]["tools"] == []
 
 
 def test_export_of_unpublished_changes_has_no_version_and_versions_export_their_snapshot(org_a):
@@ -134,6 +182,73 @@ def test_round_trip_into_another_organization(org_a, org_b, as_json):
     original = yaml.safe_load(text)
     original.pop("version")
     assert again == original
+
+
+def test_round_trip_of_grants_into_another_organization_and_slug(org_a, org_b):
+    source = with_grants(published_agent(org_a.organization, **DEFINITION))
+    agent_publish(agent=source, user=None)
+    text = org_a.client("viewer").get(f"{URL}/{source.pk}/export").content.decode()
+    text = text.replace("slug: support", "slug: support-copy")
+    response = import_yaml(org_b.client("operator"), text)
+    assert response.status_code == 201, response.json()
+    copy = Agent.objects.get(pk=response.json()["id"])
+    assert (copy.organization, copy.slug) == (org_b.organization, "support-copy")
+    assert selectors.agent_tool_grants(copy) == selectors.agent_tool_grants(source) == STORED_GRANTS
+    assert AgentTool.objects.filter(organization=org_b.organization).count() == 3
+    assert copy.live_version_id is None  # still a draft: the grants apply when it is published
+    version = agent_publish(agent=copy, user=None)
+    assert version.tools == source.live_version.tools == STORED_GRANTS
+    exported = yaml.safe_load(org_b.client("viewer").get(f"{URL}/{copy.pk}/export").content)
+    assert exported["spec"]["tools"] == GRANTS
+
+
+def test_import_with_update_replaces_the_grants(org_a):
+    agent = with_grants(published_agent(org_a.organization, slug="bot"), ["calculator", "http_request"])
+    client = org_a.client("operator")
+    document = doc(
+        metadata__slug="bot", spec__tools=["current_time", {"tool": "calculator", "requires_approval": True}]
+    )
+    assert import_yaml(client, document, update=True).status_code == 200
+    assert selectors.agent_tool_grants(agent) == [
+        {"tool": "calculator", "min_role": None, "requires_approval": True},
+        {"tool": "current_time", "min_role": None, "requires_approval": None},
+    ]
+    agent.refresh_from_db()
+    assert agent.updated_by == org_a.users["operator"]
+    # A document without tools describes an agent without grants.
+    assert import_yaml(client, doc(metadata__slug="bot"), update=True).status_code == 200
+    assert selectors.agent_tool_grants(agent) == []
+    assert agent.live_version.tools == []  # never published by an import
+
+
+def test_import_refuses_tools_the_organization_does_not_have(org_a, org_b):
+    http_tool(org_a.organization, "lookup_asset")
+    http_tool(org_b.organization, "old_lookup", enabled=False)
+    agent = with_grants(published_agent(org_b.organization, slug="bot"), ["calculator"])
+    document = doc(
+        metadata__slug="bot",
+        spec__tools=["lookup_asset", "calculator", {"tool": "old_lookup", "min_role": "admin"}, "search"],
+    )
+    client = org_b.client("operator")
+    for update in (False, True):
+        response = import_yaml(client, document, update=update)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["code"] == "unknown_tools"
+        assert error["details"]["tools"] == ["lookup_asset", "old_lookup", "search"]
+        assert set(error["details"]["fields"]) == {"spec.tools[0]", "spec.tools[2]", "spec.tools[3]"}
+        assert error["message"].startswith("spec.tools: Unknown tools: lookup_asset, old_lookup, search.")
+    # Nothing changed.
+    assert Agent.objects.filter(organization=org_b.organization).count() == 1
+    assert selectors.agent_tool_grants(agent) == [{"tool": "calculator", "min_role": None, "requires_approval": None}]
+    agent.refresh_from_db()
+    assert agent.name != "Imported"
+    # The organization that has the HTTP tool can import the grant.
+    response = import_yaml(org_a.client("operator"), doc(spec__tools=["lookup_asset"]))
+    assert response.status_code == 201, response.json()
+    assert selectors.agent_tool_grants(Agent.objects.get(pk=response.json()["id"])) == [
+        {"tool": "lookup_asset", "min_role": None, "requires_approval": None}
+    ]
 
 
 def test_import_with_update_replaces_the_definition(org_a):
@@ -235,8 +350,25 @@ def doc(**replace):
         (doc(spec__fallback_models="gpt-4o"), {"spec.fallback_models"}),
         (doc(spec__fallback_models=[1]), {"spec.fallback_models"}),
         (doc(spec__fallback_models=["offline"]), {"spec.fallback_models"}),
-        (doc(spec__tools=["search"]), {"spec.tools"}),
         (doc(spec__tools="search"), {"spec.tools"}),
+        (doc(spec__tools={"tool": "calculator"}), {"spec.tools"}),
+        (doc(spec__tools=["calculator"] * 101), {"spec.tools"}),
+        (doc(spec__tools=[5]), {"spec.tools[0]"}),
+        (doc(spec__tools=["calculator", ["current_time"]]), {"spec.tools[1]"}),
+        (doc(spec__tools=[""]), {"spec.tools[0].tool"}),
+        (doc(spec__tools=[{"min_role": "admin"}]), {"spec.tools[0].tool"}),
+        (doc(spec__tools=[{"tool": 7}]), {"spec.tools[0].tool"}),
+        (doc(spec__tools=[{"tool": "calculator", "role": "admin"}]), {"spec.tools[0].role"}),
+        (doc(spec__tools=["calculator", {"tool": "send_email", "min_role": "boss"}]), {"spec.tools[1].min_role"}),
+        (doc(spec__tools=[{"tool": "calculator", "min_role": 3}]), {"spec.tools[0].min_role"}),
+        (doc(spec__tools=[{"tool": "calculator", "requires_approval": "yes"}]), {"spec.tools[0].requires_approval"}),
+        (doc(spec__tools=[{"tool": "calculator", "requires_approval": 1}]), {"spec.tools[0].requires_approval"}),
+        (doc(spec__tools=["calculator", "send_email", "calculator"]), {"spec.tools[2]"}),
+        (doc(spec__tools=["calculator", {"tool": "calculator", "min_role": "admin"}]), {"spec.tools[1]"}),
+        (
+            doc(spec__tools=[{"tool": "calculator", "min_role": "boss", "requires_approval": "no"}, 1]),
+            {"spec.tools[0].min_role", "spec.tools[0].requires_approval", "spec.tools[1]"},
+        ),
         (doc(spec__system_prompt="x" * 20001), {"spec.system_prompt"}),
         (doc(spec__system_prompt="a\x00b"), {"spec.system_prompt"}),
         (doc(version={"number": -1}), {"version.number"}),
@@ -331,7 +463,7 @@ def run(*args, stdin=None):
 
 
 def test_commands_round_trip(org_a, org_b, tmp_path):
-    source = published_agent(org_a.organization, **DEFINITION)
+    source = with_grants(published_agent(org_a.organization, **DEFINITION))
     out, _ = run("export_agent", "--org", "alpha", "support")
     assert out == yaml_io.agent_export_yaml(agent=Agent.objects.get(pk=source.pk))
     path = tmp_path / "support.yaml"
@@ -344,6 +476,7 @@ def test_commands_round_trip(org_a, org_b, tmp_path):
     copy = Agent.objects.get(organization=org_b.organization, slug="support")
     assert definition(copy) == DEFINITION
     assert copy.created_by == org_b.users["operator"]
+    assert selectors.agent_tool_grants(copy) == STORED_GRANTS
 
     with pytest.raises(CommandError, match="slug_taken"):
         run("import_agent", "--org", "bravo", str(path))
@@ -385,6 +518,24 @@ def test_import_command_prints_errors_by_field(org_a, tmp_path):
     with pytest.raises(CommandError):
         call_command("import_agent", "--org", "alpha", str(path), stdout=StringIO(), stderr=err)
     assert "spec.temperature: Ensure this value is less than or equal to 2.0." in err.getvalue()
+
+    path.write_text(doc(spec__tools=["calculator", "search", {"tool": "send_email", "min_role": "boss"}]))
+    err = StringIO()
+    with pytest.raises(CommandError, match=r"Import failed \(validation_error\): 1 error\(s\)"):
+        call_command("import_agent", "--org", "alpha", str(path), stdout=StringIO(), stderr=err)
+    assert err.getvalue().splitlines() == [
+        "  spec.tools[2].min_role: Must be one of owner, admin, operator, member, viewer, or null for the tool's "
+        "own minimum role."
+    ]
+    path.write_text(doc(spec__tools=["calculator", "search"]))
+    err = StringIO()
+    with pytest.raises(CommandError, match=r"Import failed \(unknown_tools\): 1 error\(s\)"):
+        call_command("import_agent", "--org", "alpha", str(path), stdout=StringIO(), stderr=err)
+    assert err.getvalue().splitlines() == [
+        "  spec.tools[1]: Unknown tool 'search'. Choose a tool from /api/v1/tools (disabled HTTP tools cannot be "
+        "granted)."
+    ]
+    assert not Agent.objects.exists()
 
 
 @pytest.mark.parametrize(
