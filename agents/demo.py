@@ -95,16 +95,20 @@ def seed_demo_agents(organization: Organization, users: dict[str, User]) -> list
             f"agent {agent.slug:<12} {agent.name} (v{agent.live_version.number}, {agent.model}) "
             f"— chat at /ws/v1/agents/{agent.slug}/chat/"
         )
-    lines.extend(_try_tools_hint())
+    lines.extend(_try_tools_hint(organization, users))
     return lines
 
 
-def _try_tools_hint() -> list[str]:
-    chat = f".venv/bin/python manage.py chat {TOOLS_AGENT} --org demo --user demo-member"
+def _try_tools_hint(organization: Organization, users: dict[str, User]) -> list[str]:
+    """What to type to see the tools work, and where to confirm the email."""
+    (spec,) = (spec for spec in DEMO_AGENTS if spec["slug"] == TOOLS_AGENT)
+    member, operator = users[Role.MEMBER].username, users[Role.OPERATOR].username
+    chat = f".venv/bin/python manage.py chat {TOOLS_AGENT} --org {organization.slug} --user {member}"
     return [
-        f"try tools    {TOOLS_AGENT} may use calculator, current_time and send_email; chat with it "
-        f"({chat}) and send:",
-        f"               {TRY_CALCULATOR}   (runs at once)",
+        f"try tools    {TOOLS_AGENT} may use {', '.join(spec['tools'])}: chat with it ({chat}",
+        "             or the test chat in the admin) and send",
+        f"               {TRY_CALCULATOR}",
         f"               {TRY_EMAIL}",
-        f"             the email becomes a draft: confirm it as demo-operator at {DRAFTS_ADMIN}",
+        f"             the calculator runs at once; the email waits as a draft until {operator} confirms it",
+        f"             at {DRAFTS_ADMIN}",
     ]

@@ -20,6 +20,53 @@ def test_metrics_count_requests(client):
 
 
 @pytest.mark.django_db
+def test_metrics_report_the_depth_of_every_celery_queue(client, settings):
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL: the queue depth is read from the Redis broker")
+    import redis
+
+    from agents.tasks import drafts_expire
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.flushdb()
+    try:
+        for _ in range(3):
+            drafts_expire.apply_async(queue="tools")
+        drafts_expire.apply_async(queue="tools", priority=6)
+        text = client.get("/metrics").content.decode()
+    finally:
+        broker.flushdb()
+    assert 'agenthub_celery_queue_depth{queue="tools"} 4.0' in text
+    for queue in ("default", "workflows", "billing"):
+        assert f'agenthub_celery_queue_depth{{queue="{queue}"}} 0.0' in text
+
+
+@pytest.mark.django_db
+def test_tool_and_draft_metrics_are_exported(client, org_a, settings):
+    from agents.models import Draft
+    from agents.services.chat import Caller
+    from agents.services.drafts import draft_reject
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from django.utils import timezone
+
+    draft = Draft.objects.create(
+        organization=org_a.organization,
+        tool="calculator",
+        arguments={"expression": "1+1"},
+        expires_at=timezone.now() + timezone.timedelta(hours=1),
+    )
+    caller = Caller(
+        organization_id=str(org_a.organization.pk), role="operator", user_id=str(org_a.users["operator"].pk)
+    )
+    draft_reject(caller=caller, draft_id=draft.pk)
+    text = client.get("/metrics").content.decode()
+    assert 'agenthub_draft_decisions_total{outcome="rejected",tool="calculator"}' in text
+    assert "agenthub_tool_executions_total" in text
+    assert "agenthub_tool_duration_seconds" in text
+
+
+@pytest.mark.django_db
 def test_metrics_token_protection(client, settings):
     settings.METRICS_TOKEN = "scrape-secret"
     refused = client.get("/metrics")

@@ -66,7 +66,15 @@ def test_role_by_tool_matrix_of_what_the_model_is_offered(org_a, role, tool):
         assert offered[tool].requires_approval == (tool in ("send_email", "http_request"))
 
 
+def executions(tool, execution, status) -> float:
+    from prometheus_client import REGISTRY
+
+    labels = {"tool": tool, "execution": execution, "status": status}
+    return REGISTRY.get_sample_value("agenthub_tool_executions_total", labels) or 0.0
+
+
 async def test_an_allowed_tool_runs_in_the_turn_and_its_result_streams(org_a, eager):
+    before = executions("calculator", "inline", "ok")
     await database_sync_to_async(make_live_agent)(org_a.organization, tools=GRANTS)
     ws, ready = await connect(org_a, role="member")
     await ws.send_json_to({"type": "message", "content": 'Please use calculator {"expression": "6*7"}'})
@@ -85,6 +93,7 @@ async def test_an_allowed_tool_runs_in_the_turn_and_its_result_streams(org_a, ea
     invocation = await database_sync_to_async(ToolInvocation.objects.get)()
     assert invocation.tool == "calculator"
     assert invocation.status == InvocationStatus.OK
+    assert executions("calculator", "inline", "ok") == before + 1
     assert invocation.role == "member"
     assert str(invocation.user_id) == str(org_a.users["member"].pk)
     assert str(invocation.conversation_id) == ready["conversation_id"]

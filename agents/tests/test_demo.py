@@ -1,0 +1,107 @@
+"""The demo agents' tools: ``seed_demo`` grants and publishes them
+idempotently, and the hint it prints works as printed with the offline
+model — the calculator runs, the email becomes a draft that the demo
+operator confirms in the admin."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+
+from agents.models import Agent, AgentVersion, Draft, DraftStatus, InvocationStatus, ToolInvocation
+from agents.services.chat import agent_cache_clear
+from agents.services.grants import agent_tools_set
+from agents.services.publishing import agent_publish
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HINTED_EMAIL = 'send_email {"to": ["you@example.com"], "subject": "Hello", "body": "Sent by AgentHub"}'
+HINTED_CALCULATOR = 'calculator {"expression": "6*7"}'
+HINTED_CHAT = ".venv/bin/python manage.py chat it-helpdesk --org demo --user demo-member"
+GRANTS = [
+    {"tool": "calculator", "min_role": None, "requires_approval": None},
+    {"tool": "current_time", "min_role": None, "requires_approval": None},
+    {"tool": "send_email", "min_role": None, "requires_approval": None},
+]
+
+
+@pytest.fixture
+def demo_settings(settings):
+    settings.AGENTHUB_DEFAULT_MODEL = "offline"
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    agent_cache_clear()
+    yield settings
+    agent_cache_clear()
+
+
+def seed():
+    out = StringIO()
+    call_command("seed_demo", "--force", stdout=out)
+    return out.getvalue()
+
+
+def helpdesk():
+    return Agent.objects.select_related("live_version").get(organization__slug="demo", slug="it-helpdesk")
+
+
+def test_seed_grants_tools_to_the_helpdesk_and_publishes_them_once(demo_settings):
+    first = seed()
+    assert seed() == first
+    agent = helpdesk()
+    assert (agent.status, agent.live_version.number, agent.model) == ("active", 1, "offline")
+    assert agent.live_version.tools == GRANTS
+    assert AgentVersion.objects.filter(agent=agent).count() == 1
+    support = Agent.objects.get(organization__slug="demo", slug="support")
+    assert support.live_version.tools == []
+    # The hint names the message to type and where to confirm the draft.
+    assert HINTED_CHAT in first
+    assert HINTED_CALCULATOR in first
+    assert HINTED_EMAIL in first
+    assert "demo-operator confirms it" in first and "/admin/agents/draft/" in first
+
+    # Grants removed and published are restored and republished; seeding again changes nothing.
+    agent_tools_set(agent=agent, grants=[{"tool": "calculator"}], user=None)
+    agent_publish(agent=agent, user=None)
+    assert seed() == first.replace("IT helpdesk (v1", "IT helpdesk (v3")
+    seed()
+    agent = helpdesk()
+    assert agent.live_version.number == 3
+    assert agent.live_version.tools == GRANTS
+    assert AgentVersion.objects.filter(agent=agent).count() == 3
+
+
+def test_the_hinted_messages_run_the_calculator_and_draft_an_email_the_operator_confirms(demo_settings, client):
+    output = seed()
+    seed()
+    assert HINTED_EMAIL in output and HINTED_CALCULATOR in output
+    call_command(
+        "chat", "it-helpdesk", "--org", "demo", "--user", "demo-member", "-m", HINTED_CALCULATOR, "-m", HINTED_EMAIL
+    )
+
+    calculator, email = ToolInvocation.objects.order_by("created_at")
+    assert (calculator.tool, calculator.status, calculator.role) == ("calculator", InvocationStatus.OK, "member")
+    assert json.loads(calculator.result) == {"expression": "6*7", "result": 42}
+    assert (email.tool, email.status) == ("send_email", InvocationStatus.DRAFTED)
+    draft = Draft.objects.get()
+    assert (draft.tool, draft.status, draft.agent) == ("send_email", DraftStatus.PENDING, helpdesk())
+    assert draft.arguments == {"to": ["you@example.com"], "subject": "Hello", "body": "Sent by AgentHub"}
+    assert draft.requested_by.username == "demo-member"
+    assert len(mail.outbox) == 0  # nothing is sent before a person confirms
+
+    # The demo operator confirms it in the admin, where the hint points.
+    assert client.login(username="demo-operator", password="agenthub-demo")
+    listing = client.get("/admin/agents/draft/")
+    assert listing.status_code == 200
+    assert str(draft.pk) in listing.content.decode()
+    response = client.post(f"/admin/agents/draft/{draft.pk}/confirm/", {"note": "", "edited_arguments": ""})
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert (draft.status, draft.decided_by.username) == (DraftStatus.EXECUTED, "demo-operator")
+    assert len(mail.outbox) == 1
+    assert (mail.outbox[0].to, mail.outbox[0].subject, mail.outbox[0].body) == (
+        ["you@example.com"],
+        "Hello",
+        "Sent by AgentHub",
+    )
