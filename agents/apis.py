@@ -333,7 +333,8 @@ class AgentViewSet(TenantScopedMixin, mixins.ListModelMixin, viewsets.GenericVie
             "```yaml\n"
             "apiVersion: agenthub/v1\nkind: Agent\nmetadata: {name: Support, slug: support, description: '', "
             "industry: customer-support}\nspec: {system_prompt: 'You are ...', model: offline, fallback_models: [], "
-            "temperature: 0.7, max_output_tokens: 1024, max_tool_rounds: 5, tools: []}\n"
+            "temperature: 0.7, max_output_tokens: 1024, max_tool_rounds: 5,\n"
+            "        tools: [calculator, {tool: send_email, min_role: operator, requires_approval: true}]}\n"
             "version: {number: 1, published_at: '2025-01-01T00:00:00+00:00', note: ''}  # informational\n"
             "```"
         ),

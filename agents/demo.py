@@ -104,11 +104,13 @@ def _try_tools_hint(organization: Organization, users: dict[str, User]) -> list[
     (spec,) = (spec for spec in DEMO_AGENTS if spec["slug"] == TOOLS_AGENT)
     member, operator = users[Role.MEMBER].username, users[Role.OPERATOR].username
     chat = f".venv/bin/python manage.py chat {TOOLS_AGENT} --org {organization.slug} --user {member}"
+    tools = spec["tools"]
     return [
-        f"try tools    {TOOLS_AGENT} may use {', '.join(spec['tools'])}: chat with it ({chat}",
-        "             or the test chat in the admin) and send",
-        f"               {TRY_CALCULATOR}",
-        f"               {TRY_EMAIL}",
-        f"             the calculator runs at once; the email waits as a draft until {operator} confirms it",
-        f"             at {DRAFTS_ADMIN}",
+        f"try tools    {TOOLS_AGENT} may use {', '.join(tools[:-1])} and {tools[-1]}. Chat with it in the "
+        "admin's test chat,",
+        f"             or run: {chat}",
+        "             and type:",
+        f"               {TRY_CALCULATOR}   (runs at once)",
+        f"               {TRY_EMAIL}   (waits as a draft)",
+        f"             then confirm the draft as {operator} at {DRAFTS_ADMIN}",
     ]

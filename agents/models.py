@@ -226,8 +226,9 @@ class HttpTool(TenantOwned):
     approver_role = models.CharField(max_length=16, choices=Role.choices, default=Role.OPERATOR)
     allow_self_approval = models.BooleanField(default=True)
     execution = models.CharField(max_length=8, choices=ToolExecution.choices, default=ToolExecution.CELERY)
+    # Below the Celery hard time limit (300 s by default) that bounds every task.
     timeout_seconds = models.PositiveSmallIntegerField(
-        default=15, validators=[MinValueValidator(1), MaxValueValidator(600)]
+        default=15, validators=[MinValueValidator(1), MaxValueValidator(240)]
     )
     max_result_chars = models.PositiveIntegerField(
         default=16000, validators=[MinValueValidator(100), MaxValueValidator(1_000_000)]

@@ -295,8 +295,9 @@ class TurnRunner:
         summary["arguments"] = arguments
         if definition.requires_approval:
             return await self._draft(definition, arguments, call, context, invocation_id, summary, outcome)
+        timing: dict = {}  # a worker's round trip, for tool.finished
         if definition.execution == CELERY and not settings.CELERY_TASK_ALWAYS_EAGER:
-            result = await self._run_on_worker(definition, arguments, call, context, invocation_id)
+            result = await self._run_on_worker(definition, arguments, call, context, invocation_id, timing)
         else:
             self.emit(events.TOOL_STARTED, tool=call.name, call_id=call.id, execution=definition.execution)
             result = await self._run_here(definition, arguments, call, context, invocation_id)
@@ -309,6 +310,7 @@ class TurnRunner:
             truncated=result.truncated or len(result.text) > TOOL_EVENT_RESULT_CHARS,
             error=result.error,
             duration_ms=result.duration_ms,
+            **timing,
         )
         summary.update(status=result.status, error=result.error, duration_ms=result.duration_ms)
         return result.for_model()
@@ -368,9 +370,11 @@ class TurnRunner:
         await self._record(invocation_id, call, context, arguments, result, definition.execution)
         return result
 
-    async def _run_on_worker(self, definition, arguments, call, context, invocation_id) -> ToolResult:
+    async def _run_on_worker(self, definition, arguments, call, context, invocation_id, timing=None) -> ToolResult:
         """Enqueues the call on the tools queue and waits (bounded by the
-        tool's timeout) for the worker's reports on a channel of its own."""
+        tool's timeout) for the worker's reports on a channel of its own.
+        ``timing`` gets ``round_trip_ms``: enqueue to the worker's result
+        received here."""
         from channels.layers import get_channel_layer
 
         from agents.tasks import tool_execute
@@ -411,6 +415,8 @@ class TurnRunner:
                         queued_ms=round(max(queued_ms, 0.0), 2),
                     )
                 elif message.get("type") == "tool.finished":
+                    if timing is not None:
+                        timing["round_trip_ms"] = round(max(time.time() - payload["enqueued_at"], 0.0) * 1000, 2)
                     return ToolResult(**message["result"])
         except TimeoutError:
             error = (

@@ -59,7 +59,7 @@ def test_seed_grants_tools_to_the_helpdesk_and_publishes_them_once(demo_settings
     assert HINTED_CHAT in first
     assert HINTED_CALCULATOR in first
     assert HINTED_EMAIL in first
-    assert "demo-operator confirms it" in first and "/admin/agents/draft/" in first
+    assert "confirm the draft as demo-operator at /admin/agents/draft/" in first
 
     # Grants removed and published are restored and republished; seeding again changes nothing.
     agent_tools_set(agent=agent, grants=[{"tool": "calculator"}], user=None)
