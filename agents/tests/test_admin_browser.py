@@ -89,3 +89,39 @@ def test_operator_chats_with_the_agent_from_its_admin_page(org_a, browser, tmp_p
     assert conversation.user == operator
     answer = Message.objects.get(conversation=conversation, role="assistant")
     assert answer.content in log
+
+
+def test_the_test_chat_shows_tool_calls_and_drafts(org_a, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    agent = make_live_agent(org_a.organization, slug="helper", tools=["calculator", "send_email"])
+    operator = org_a.users["operator"]
+    operator.is_staff = True
+    operator.save()
+    operator.user_permissions.set(Permission.objects.filter(content_type__app_label="agents"))
+
+    with run_daphne(log_path=tmp_path / "daphne.log") as base:
+        browser.get(f"{base}/admin/login/")
+        browser.find_element(By.NAME, "username").send_keys("alpha-operator")
+        browser.find_element(By.NAME, "password").send_keys("s3cret-Pass-for-tests")
+        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        wait_for(browser, lambda d: "/admin/login/" not in d.current_url, "the login to finish")
+        browser.get(f"{base}/admin/agents/agent/{agent.pk}/change/")
+        box = wait_for(browser, lambda d: d.find_element(By.ID, "test-chat-input"), "the test-chat panel")
+        box.send_keys('calculator {"expression": "6*7"}')
+        browser.find_element(By.ID, "test-chat-send").click()
+        wait_for(browser, lambda d: "tokens" in d.find_element(By.ID, "test-chat-status").text, "the first answer")
+        box.send_keys('send_email {"to": ["ops@example.com"], "subject": "Hi", "body": "Hello"}')
+        browser.find_element(By.ID, "test-chat-send").click()
+        wait_for(
+            browser, lambda d: "[draft send_email: pending]" in d.find_element(By.ID, "test-chat-log").text, "the draft"
+        )
+        log = browser.find_element(By.ID, "test-chat-log").text
+        link = browser.find_element(By.LINK_TEXT, "review it").get_attribute("href")
+
+    assert "[tool calculator started (inline)]" in log
+    assert "[tool calculator: ok]" in log and '"result": 42' in log
+    from agents.models import Draft
+
+    draft = Draft.objects.get()
+    assert link.endswith(f"/admin/agents/draft/{draft.pk}/change/")
