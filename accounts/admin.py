@@ -27,6 +27,19 @@ def managed_organization_ids(user, roles=ADMIN_ROLES) -> list:
     )
 
 
+class ReadOnlyAdminMixin:
+    """A record, not a form: shown, never added, changed or deleted here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class TenantScopedAdmin(admin.ModelAdmin):
     """Scopes the change list, lookups and foreign-key choices to the staff
     user's organizations."""

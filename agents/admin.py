@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
-from accounts.admin import OPERATOR_ROLES, TenantScopedAdmin, actor_role, managed_organization_ids
+from accounts.admin import OPERATOR_ROLES, ReadOnlyAdminMixin, TenantScopedAdmin, actor_role, managed_organization_ids
 from accounts.models import Organization
 from agenthub.errors import ApplicationError
 from agents import catalog, selectors
@@ -421,7 +421,7 @@ class AgentAdmin(TenantScopedAdmin):
 
 
 @admin.register(AgentVersion)
-class AgentVersionAdmin(TenantScopedAdmin):
+class AgentVersionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     """Read-only: a version is an immutable record of what was published."""
 
     staff_roles = OPERATOR_ROLES  # operators build and test agents
@@ -447,15 +447,6 @@ class AgentVersionAdmin(TenantScopedAdmin):
         "published_at",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- conversations and the live test chat (chat runtime) ------------------------------------

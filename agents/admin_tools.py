@@ -20,7 +20,14 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from accounts.admin import ADMIN_ROLES, OPERATOR_ROLES, TenantScopedAdmin, actor_role, managed_organization_ids
+from accounts.admin import (
+    ADMIN_ROLES,
+    OPERATOR_ROLES,
+    ReadOnlyAdminMixin,
+    TenantScopedAdmin,
+    actor_role,
+    managed_organization_ids,
+)
 from accounts.models import Organization
 from agenthub.errors import ApplicationError
 from agents import selectors
@@ -382,7 +389,7 @@ AgentAdmin.inlines = [*AgentAdmin.inlines, AgentToolInline]
 
 
 @admin.register(ToolInvocation)
-class ToolInvocationAdmin(RoleGatedAdmin):
+class ToolInvocationAdmin(ReadOnlyAdminMixin, RoleGatedAdmin):
     """Written by the tool runtime; the admin reads it."""
 
     staff_roles = OPERATOR_ROLES
@@ -412,15 +419,6 @@ class ToolInvocationAdmin(RoleGatedAdmin):
         "created_at",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="arguments")
     def arguments_display(self, obj):
@@ -453,7 +451,7 @@ def _label(draft: Draft) -> str:
 
 
 @admin.register(Draft)
-class DraftAdmin(RoleGatedAdmin):
+class DraftAdmin(ReadOnlyAdminMixin, RoleGatedAdmin):
     """Drafts are made by the chat runtime and decided here (or through the
     API); nothing on a draft is edited directly."""
 
@@ -513,16 +511,7 @@ class DraftAdmin(RoleGatedAdmin):
     )
     readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
 
-    # --- permissions: no add, no edit, no delete; deciding is the change permission plus a role
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # --- permissions: read-only (the mixin); deciding is the change permission plus a role
 
     def has_decide_permission(self, request, obj=None):
         opts = self.opts

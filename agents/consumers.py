@@ -45,6 +45,16 @@ CLOSE_CONFLICT = 4409
 MAX_FRAME_CHARS = 256 * 1024
 
 
+def authentication_problem(scope) -> tuple[str, str] | None:
+    """(code, message) when the ticket middleware authenticated nobody."""
+    if scope.get("auth_error"):
+        return scope["auth_error"]["code"], scope["auth_error"]["message"]
+    user = scope.get("user")
+    if user is None or not user.is_authenticated or scope.get("organization") is None:
+        return "not_authenticated", "Connect with a ticket from POST /api/v1/chat/tickets: ?ticket=<ticket>."
+    return None
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     # Chat events come through the chat hub (agents.runtime.hub), not the
     # channel layer: no per-connection layer channel to listen on.
@@ -61,15 +71,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.websocket_connections.inc()
         self.counted = True
         scope = self.scope
-        if scope.get("auth_error"):
-            return await self._refuse(scope["auth_error"]["code"], scope["auth_error"]["message"], CLOSE_UNAUTHORIZED)
-        user = scope.get("user")
-        if user is None or not user.is_authenticated or scope.get("organization") is None:
-            return await self._refuse(
-                "not_authenticated",
-                "Connect with a ticket from POST /api/v1/chat/tickets: ?ticket=<ticket>.",
-                CLOSE_UNAUTHORIZED,
-            )
+        problem = authentication_problem(scope)
+        if problem is not None:
+            return await self._refuse(*problem, CLOSE_UNAUTHORIZED)
+        user = scope["user"]
         api_key = scope.get("api_key")
         self.caller = Caller(
             organization_id=str(scope["organization"].pk),
@@ -281,15 +286,9 @@ class OperatorConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         await self.accept()
         scope = self.scope
-        if scope.get("auth_error"):
-            return await self._refuse(scope["auth_error"]["code"], scope["auth_error"]["message"], CLOSE_UNAUTHORIZED)
-        user = scope.get("user")
-        if user is None or not user.is_authenticated or scope.get("organization") is None:
-            return await self._refuse(
-                "not_authenticated",
-                "Connect with a ticket from POST /api/v1/chat/tickets: ?ticket=<ticket>.",
-                CLOSE_UNAUTHORIZED,
-            )
+        problem = authentication_problem(scope)
+        if problem is not None:
+            return await self._refuse(*problem, CLOSE_UNAUTHORIZED)
         if not role_at_least(scope["role"], Role.OPERATOR):
             return await self._refuse(
                 "permission_denied", "The operator channel is for operators and above.", CLOSE_FORBIDDEN

@@ -1,17 +1,13 @@
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from agenthub.celery import app as celery_app
 from agenthub.requestid import get_request_id, reset_request_id, set_request_id
+from agenthub.testing import run_celery_worker, subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,42 +92,10 @@ def test_request_id_reaches_a_real_worker_and_its_logs(tmp_path):
         pytest.skip("needs REDIS_URL: a real worker needs a real broker (CI always sets it)")
     from accounts.tasks import flush_expired_tokens
 
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "agenthub.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "LOG_LEVEL": "INFO",
-    }
     log_path = tmp_path / "worker.log"
-    with open(log_path, "w") as log:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "agenthub",
-                "worker",
-                "-Q",
-                "default",
-                "--pool",
-                "solo",
-                "--concurrency",
-                "1",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with run_celery_worker(
+        env=subprocess_env(LOG_LEVEL="INFO"), log_path=log_path, queues="default", pool="solo", concurrency=1
+    ):
         token = set_request_id("worker-rid-99")
         try:
             result = flush_expired_tokens.apply_async()
@@ -147,6 +111,3 @@ def test_request_id_reaches_a_real_worker_and_its_logs(tmp_path):
             time.sleep(0.2)
         task_lines = [line for line in lines if line.get("message") == "flushed expired refresh tokens"]
         assert [line["request_id"] for line in task_lines] == ["worker-rid-99"]
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)

@@ -53,25 +53,37 @@ def wait_for(browser, condition, what, timeout=20):
         pytest.fail(f"waited {timeout}s for {what}; the browser is at {browser.current_url} ({browser.title!r})")
 
 
+def staff_operator(org):
+    operator = org.users["operator"]
+    operator.is_staff = True
+    operator.save()
+    operator.user_permissions.set(Permission.objects.filter(content_type__app_label="agents"))
+    return operator
+
+
+def open_test_chat(browser, base, agent):
+    """Logs in as the operator and opens the agent's page; returns the chat input."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{base}/admin/login/")
+    browser.find_element(By.NAME, "username").send_keys("alpha-operator")
+    browser.find_element(By.NAME, "password").send_keys("s3cret-Pass-for-tests")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # The login POST must finish (and set the session cookie) before the
+    # next navigation, or that navigation races it back to the login page.
+    wait_for(browser, lambda d: "/admin/login/" not in d.current_url, "the login to finish")
+    browser.get(f"{base}/admin/agents/agent/{agent.pk}/change/")
+    return wait_for(browser, lambda d: d.find_element(By.ID, "test-chat-input"), "the test-chat panel")
+
+
 def test_operator_chats_with_the_agent_from_its_admin_page(org_a, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     agent = make_live_agent(org_a.organization, slug="helper")
-    operator = org_a.users["operator"]
-    operator.is_staff = True
-    operator.save()
-    operator.user_permissions.set(Permission.objects.filter(content_type__app_label="agents"))
+    operator = staff_operator(org_a)
 
     with run_daphne(log_path=tmp_path / "daphne.log") as base:
-        browser.get(f"{base}/admin/login/")
-        browser.find_element(By.NAME, "username").send_keys("alpha-operator")
-        browser.find_element(By.NAME, "password").send_keys("s3cret-Pass-for-tests")
-        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-        # The login POST must finish (and set the session cookie) before the
-        # next navigation, or that navigation races it back to the login page.
-        wait_for(browser, lambda d: "/admin/login/" not in d.current_url, "the login to finish")
-        browser.get(f"{base}/admin/agents/agent/{agent.pk}/change/")
-        box = wait_for(browser, lambda d: d.find_element(By.ID, "test-chat-input"), "the test-chat panel")
+        box = open_test_chat(browser, base, agent)
         box.send_keys("Hello from a browser")
         browser.find_element(By.ID, "test-chat-send").click()
         wait_for(
@@ -95,19 +107,10 @@ def test_the_test_chat_shows_tool_calls_and_drafts(org_a, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     agent = make_live_agent(org_a.organization, slug="helper", tools=["calculator", "send_email"])
-    operator = org_a.users["operator"]
-    operator.is_staff = True
-    operator.save()
-    operator.user_permissions.set(Permission.objects.filter(content_type__app_label="agents"))
+    staff_operator(org_a)
 
     with run_daphne(log_path=tmp_path / "daphne.log") as base:
-        browser.get(f"{base}/admin/login/")
-        browser.find_element(By.NAME, "username").send_keys("alpha-operator")
-        browser.find_element(By.NAME, "password").send_keys("s3cret-Pass-for-tests")
-        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-        wait_for(browser, lambda d: "/admin/login/" not in d.current_url, "the login to finish")
-        browser.get(f"{base}/admin/agents/agent/{agent.pk}/change/")
-        box = wait_for(browser, lambda d: d.find_element(By.ID, "test-chat-input"), "the test-chat panel")
+        box = open_test_chat(browser, base, agent)
         box.send_keys('calculator {"expression": "6*7"}')
         browser.find_element(By.ID, "test-chat-send").click()
         wait_for(browser, lambda d: "tokens" in d.find_element(By.ID, "test-chat-status").text, "the first answer")
