@@ -291,3 +291,32 @@ async def test_operators_get_drafts_live_on_the_operator_channel(org_a, org_b, e
     assert len(mail.outbox) == 0
     for communicator in (ws, operator, other_org):
         await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rest_chat_reports_tool_calls_and_drafts(org_a, settings):
+    """POST /api/v1/chat answers with what each tool call came to and the
+    drafts the turn created (the first seed's shape)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    make_live_agent(org_a.organization, tools=GRANTS)
+    client = org_a.client("member")
+    ran = client.post("/api/v1/chat", {"agent": "helper", "prompt": 'calculator {"expression": "2+3"}'}, format="json")
+    assert ran.status_code == 200, ran.content
+    (call,) = ran.json()["tool_calls"]
+    assert (call["tool"], call["status"], call["arguments"]) == ("calculator", "ok", {"expression": "2+3"})
+    assert ran.json()["drafts"] == []
+
+    email = {"to": ["ops@example.com"], "subject": "Hi", "body": "Hello"}
+    drafted = client.post(
+        "/api/v1/chat",
+        {"agent": "helper", "prompt": f"send_email {json.dumps(email)}", "session_id": ran.json()["session_id"]},
+        format="json",
+    )
+    assert drafted.status_code == 200, drafted.content
+    body = drafted.json()
+    (call,) = body["tool_calls"]
+    (draft,) = body["drafts"]
+    assert (call["status"], call["draft_id"]) == ("drafted", draft["id"])
+    assert (draft["tool"], draft["status"], draft["arguments"]) == ("send_email", "pending", email)
+    assert Draft.objects.get().pk.hex == draft["id"].replace("-", "")
+    assert len(mail.outbox) == 0
