@@ -23,8 +23,9 @@ class RequestIdTask(Task):
 
     def __call__(self, *args, **kwargs):
         request = self.request
-        if not request.is_eager and request.id:
-            deliveries = _count_delivery(request.id)
+        if not request.is_eager and request.id and _redelivered(request):
+            # A first delivery costs nothing; a redelivered one is counted.
+            deliveries = _count_delivery(request.id) + 1
             limit = _max_deliveries() + getattr(self, "extra_deliveries", 0)
             if deliveries > limit:
                 logging.getLogger("agenthub.celery").error(
@@ -42,6 +43,12 @@ class RequestIdTask(Task):
             headers.setdefault("request_id", request_id)
             options["headers"] = headers
         return super().apply_async(args, kwargs, task_id, producer, link, link_error, **options)
+
+
+def _redelivered(request) -> bool:
+    """Kombu marks a message it puts back (a worker died, or it was rejected
+    to be requeued) as redelivered."""
+    return bool((request.delivery_info or {}).get("redelivered") or (request.headers or {}).get("redelivered"))
 
 
 def _max_deliveries() -> int:

@@ -43,7 +43,8 @@ def channel_send(channel: str, message: dict) -> None:
     asyncio.run_coroutine_threadsafe(layer.send(channel, message), _sender_loop()).result(timeout=10)
 
 
-@shared_task(name="agents.tasks.tool_execute")
+# The turn gets the result over the channel layer: no result backend write.
+@shared_task(name="agents.tasks.tool_execute", ignore_result=True)
 def tool_execute(payload: dict) -> dict:
     reply_to = payload.get("reply_to")
 

@@ -10,6 +10,7 @@ client on the same machine can time the tool path:
 - ``handler_at``: ``time.time()`` when the handler ran.
 """
 
+import os
 import time
 
 from accounts.roles import Role
@@ -53,3 +54,25 @@ def bench_echo(arguments: dict, context: ToolContext) -> dict:
 )
 def bench_echo_inline(arguments: dict, context: ToolContext) -> dict:
     return {"echo": arguments["text"], "enqueued_at": None, "handler_at": time.time()}
+
+
+def _what_if_db_reuse() -> None:
+    """``BENCH_CELERY_DB_REUSE_MAX=N`` (``bench/tool_path.py --pools prefork+dbreuse``):
+    what ``CELERY_DB_REUSE_MAX = N`` in the settings would do.  Celery's Django
+    fixup otherwise closes the database connection around every task, and
+    under the prefork pool with Django's psycopg pool it closes the whole
+    pool: a new Postgres connection per task.  Applied when this module loads
+    in a worker process (at its first tool call), so that process's later
+    tasks keep their connection."""
+    reuse = os.environ.get("BENCH_CELERY_DB_REUSE_MAX")
+    if not reuse:
+        return
+    from agenthub.celery import app
+
+    for fixup in getattr(app, "_fixups", ()):
+        worker_fixup = getattr(fixup, "_worker_fixup", None)
+        if worker_fixup is not None:
+            worker_fixup.db_reuse_max = int(reuse)
+
+
+_what_if_db_reuse()

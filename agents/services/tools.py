@@ -175,28 +175,33 @@ def invocation_record(
 ) -> ToolInvocation:
     """Writes (or overwrites: a late worker result replaces the turn's
     'timeout') the invocation's row, and counts it."""
-    invocation, _ = ToolInvocation.objects.update_or_create(
-        id=invocation_id,
-        defaults={
-            "organization_id": context.organization_id,
-            "tool": definition_name,
-            "call_id": call_id[:100],
-            "agent_id": context.agent_id,
-            "conversation_id": context.conversation_id,
-            "draft_id": draft_id,
-            "user_id": context.user_id,
-            "api_key_id": context.api_key_id,
-            "role": context.role or "",
-            "arguments": arguments if isinstance(arguments, dict) else {"raw": str(arguments)[:2000]},
-            "result": result.text,
-            "result_truncated": result.truncated,
-            "status": result.status,
-            "error": result.error[:4000],
-            "execution": execution,
-            "duration_ms": result.duration_ms or None,
-            "request_id": context.request_id or "",
-            "idempotency_key": idempotency_key,
-        },
+    fields = {
+        "organization_id": context.organization_id,
+        "tool": definition_name,
+        "call_id": call_id[:100],
+        "agent_id": context.agent_id,
+        "conversation_id": context.conversation_id,
+        "draft_id": draft_id,
+        "user_id": context.user_id,
+        "api_key_id": context.api_key_id,
+        "role": context.role or "",
+        "arguments": arguments if isinstance(arguments, dict) else {"raw": str(arguments)[:2000]},
+        "result": result.text,
+        "result_truncated": result.truncated,
+        "status": result.status,
+        "error": result.error[:4000],
+        "execution": execution,
+        "duration_ms": result.duration_ms or None,
+        "request_id": context.request_id or "",
+        "idempotency_key": idempotency_key,
+    }
+    # One INSERT … ON CONFLICT (id) DO UPDATE, not update_or_create's
+    # select-then-write in a savepoint: this is on the tool's hot path.
+    (invocation,) = ToolInvocation.objects.bulk_create(
+        [ToolInvocation(id=invocation_id, **fields)],
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=list(fields),
     )
     metrics.tool_executions.labels(tool=definition_name, execution=execution, status=result.status).inc()
     if result.status in (InvocationStatus.OK, InvocationStatus.ERROR, InvocationStatus.TIMEOUT):
