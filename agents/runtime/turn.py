@@ -399,6 +399,10 @@ class TurnRunner:
             expires=timeout,
             soft_time_limit=timeout,
             time_limit=timeout + 5,
+            # What Celery logs for the task: never the arguments (they may be
+            # personal data), and no saferepr of the payload on the hot path.
+            argsrepr="()",
+            kwargsrepr=f"{{'payload': <{definition.name} call {call.id}>}}",
         )
         started = False
         try:
