@@ -79,7 +79,6 @@ def _write_organizations(request, roles):
 # --- HTTP tools ----------------------------------------------------------------------------------
 
 # Authentication belongs in a credential (encrypted), never in plain headers.
-SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
 
 
 class HttpToolAdminForm(forms.ModelForm):
@@ -130,11 +129,6 @@ class HttpToolAdminForm(forms.ModelForm):
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
         ):
             raise forms.ValidationError('The headers must be a JSON object of strings, e.g. {"Accept": "text/csv"}.')
-        secret = sorted(name for name in headers if name.strip().lower() in SECRET_HEADERS)
-        if secret:
-            raise forms.ValidationError(
-                f"Put {', '.join(secret)} in a credential (stored encrypted), not in the headers."
-            )
         return headers
 
     def clean(self):
@@ -142,6 +136,20 @@ class HttpToolAdminForm(forms.ModelForm):
         organization = self._organization()
         if organization is None:
             return cleaned
+        credential = cleaned.get("credential")
+        errors = tool_services.http_tool_validate(
+            organization_id=str(organization.pk),
+            name=cleaned.get("name") or "",
+            parameters=cleaned.get("parameters"),
+            url_template=cleaned.get("url_template") or "",
+            headers=cleaned.get("headers") or {},
+            credential_organization_id=str(credential.organization_id) if credential is not None else None,
+            tool_id=self.instance.pk if self.instance.organization_id else None,
+        )
+        for name, problems in errors.items():
+            if name in cleaned:  # a field that failed its own checks already shows why
+                self.add_error(name, problems)
+        return cleaned
         checked = {"name", "parameters", "url_template"}
         if checked & set(cleaned):
             errors = tool_services.http_tool_validate(

@@ -53,16 +53,6 @@ from agents.tool_serializers import (
 _ERROR = {"$ref": "#/components/schemas/Error"}  # added by agenthub.api.schema
 
 
-def _visible_to_caller(queryset, tenant, *, user_field: str, api_key_field: str):
-    """Operators and above see every row; others only the rows of their own
-    chats (their user, or the API key they call with)."""
-    if tenant.has_role(Role.OPERATOR):
-        return queryset
-    if tenant.api_key is not None:
-        return queryset.filter(**{api_key_field: tenant.api_key})
-    return queryset.filter(**{user_field: tenant.user})
-
-
 def _with_result_preview(queryset):
     """Lists carry the first characters of the result and its length, not
     the whole text."""
@@ -199,12 +189,9 @@ class DraftViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveMode
     http_method_names = ["get", "post", "head", "options"]
 
     def get_queryset(self):
-        queryset = super().get_queryset()
         if getattr(self, "swagger_fake_view", False):
-            return queryset
-        queryset = _visible_to_caller(
-            queryset, self.tenant, user_field="requested_by", api_key_field="requested_by_api_key"
-        )
+            return Draft.objects.none()
+        queryset = selectors.draft_list_for(tenant=self.tenant)
         return _with_result_preview(queryset) if self.action == "list" else queryset
 
     @property
@@ -299,8 +286,7 @@ class ToolInvocationViewSet(
     ordering = ["-created_at"]
 
     def get_queryset(self):
-        queryset = super().get_queryset()
         if getattr(self, "swagger_fake_view", False):
-            return queryset
-        queryset = _visible_to_caller(queryset, self.tenant, user_field="user", api_key_field="api_key")
+            return ToolInvocation.objects.none()
+        queryset = selectors.tool_invocation_list_for(tenant=self.tenant)
         return _with_result_preview(queryset) if self.action == "list" else queryset

@@ -60,17 +60,44 @@ def tools_offered(granted: dict[str, ToolDefinition], role: str | None) -> dict[
     return {name: d for name, d in granted.items() if d.allowed_for(role)}
 
 
-def http_tool_validate(*, organization_id: str, name: str, parameters: dict, url_template: str) -> dict:
-    """Field errors of an HTTP tool definition (empty when valid)."""
+SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
+
+
+def http_tool_validate(
+    *,
+    organization_id: str,
+    name: str,
+    parameters: dict,
+    url_template: str,
+    headers: dict | None = None,
+    credential_organization_id: str | None = None,
+    tool_id=None,
+) -> dict:
+    """Field errors of an HTTP tool definition (empty when valid); ``tool_id``
+    is the tool being changed, if any."""
+    from agents.tools.http_tools import PLACEHOLDER
+
     errors: dict[str, list[str]] = {}
     if builtin_tool(name) is not None:
         errors["name"] = [f"'{name}' is a built-in tool; choose another name."]
+    elif name and HttpTool.objects.filter(organization_id=organization_id, name=name).exclude(pk=tool_id).exists():
+        errors["name"] = [f"This organization already has a tool named '{name}'."]
     try:
         check_schema(parameters)
     except ValueError as exc:
         errors["parameters"] = [str(exc)]
     if not url_template.startswith(("https://", "http://")):
         errors["url_template"] = ["The URL must start with https:// or http://."]
+    elif "parameters" not in errors:
+        declared = set((parameters or {}).get("properties") or {})
+        missing = sorted(set(PLACEHOLDER.findall(url_template)) - declared)
+        if missing:
+            errors["url_template"] = [f"The URL uses {', '.join(missing)}, which the parameters do not declare."]
+    secret = sorted(h for h in headers or {} if h.strip().lower() in SECRET_HEADERS)
+    if secret:
+        errors["headers"] = [f"Put {', '.join(secret)} in a credential (stored encrypted), not in the headers."]
+    if credential_organization_id is not None and credential_organization_id != str(organization_id):
+        errors["credential"] = ["This credential belongs to another organization."]
     return errors
 
 

@@ -223,3 +223,34 @@ def test_a_name_resolving_to_loopback_is_refused(org_a, backend, monkeypatch):
     result = tool_run(definition, {}, context_for(org_a))
     assert result.status == InvocationStatus.ERROR and "Request refused" in result.error
     assert backend.requests == []
+
+
+def test_http_tool_definitions_are_validated_by_the_service(org_a, org_b, backend):
+    from agents.services.tools import http_tool_validate
+
+    existing = http_tool(org_a.organization, backend)
+    other_credential = Credential(organization=org_b.organization, name="theirs")
+    other_credential.set_secret("x")
+    other_credential.save()
+    errors = http_tool_validate(
+        organization_id=str(org_a.organization.pk),
+        name="work_orders_search",
+        parameters={"type": "object", "properties": {"status": {"type": "string"}}},
+        url_template="https://api.example.com/assets/{asset_id}",
+        headers={"Accept": "application/json", "Authorization": "Bearer oops"},
+        credential_organization_id=str(other_credential.organization_id),
+    )
+    assert set(errors) == {"name", "url_template", "headers", "credential"}
+    assert "asset_id" in errors["url_template"][0]
+    assert "Authorization" in errors["headers"][0]
+    # Changing the tool itself keeps its name.
+    assert (
+        http_tool_validate(
+            organization_id=str(org_a.organization.pk),
+            name="work_orders_search",
+            parameters=existing.parameters,
+            url_template=existing.url_template,
+            tool_id=existing.pk,
+        )
+        == {}
+    )
