@@ -14,7 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -25,6 +25,7 @@ from accounts.permissions import HasOrganizationRole
 from accounts.roles import Role
 from accounts.tenancy import TenantScopedMixin
 from agenthub.errors import ApplicationError
+from agenthub.jsonparse import JSONParser
 from agents import catalog, selectors, yaml_io
 from agents.models import Agent, AgentStatus
 from agents.serializers import (

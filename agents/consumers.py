@@ -29,6 +29,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from accounts.roles import Role, role_at_least
 from agenthub.db import db
 from agenthub.errors import ApplicationError
+from agenthub.jsonparse import InvalidJson, parse_json
 from agenthub.requestid import new_request_id
 from agents import events, metrics
 from agents.models import Channel
@@ -137,9 +138,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(text_data) > MAX_FRAME_CHARS:
             return await self._frame_error("frame_too_large", f"Frames are limited to {MAX_FRAME_CHARS} characters.")
         try:
-            frame = json.loads(text_data)
-        except ValueError:
-            return await self._frame_error("invalid_json", "The frame is not valid JSON.")
+            frame = parse_json(text_data)
+        except InvalidJson as exc:
+            return await self._frame_error("invalid_json", f"The frame is not usable JSON. {exc}")
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             return await self._frame_error("invalid_frame", 'A frame is a JSON object with a string "type".')
         handler = {
@@ -305,8 +306,8 @@ class OperatorConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         try:
-            frame = json.loads(text_data or "")
-        except ValueError:
+            frame = parse_json(text_data or "")
+        except InvalidJson:
             frame = None
         if isinstance(frame, dict) and frame.get("type") == "ping":
             await self.send(text_data=json.dumps({"type": "pong"}))

@@ -236,7 +236,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["agenthub.jsonparse.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "agenthub.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_FILTER_BACKENDS": [
@@ -258,6 +258,9 @@ THROTTLE_RATES = {
 # Request bodies above this many bytes are refused with 413.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+# JSON bodies and websocket frames nested deeper than this are refused with
+# invalid_json (agenthub.jsonparse).
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "AgentHub API",

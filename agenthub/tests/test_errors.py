@@ -93,7 +93,36 @@ def test_413_oversized_body(org_a, settings):
 )
 def test_malformed_json_is_400(org_a, payload, content_type):
     response = org_a.client("admin").post("/api/v1/api-keys", payload, content_type=content_type)
-    assert_error_shape(response, 400, "parse_error")
+    assert_error_shape(response, 400, "invalid_json")
+
+
+DEEP = "[" * 1000 + "]" * 1000
+
+
+@pytest.mark.parametrize(
+    ("path", "principal"),
+    [
+        ("/api/v1/auth/token/", None),
+        ("/api/v1/api-keys", "admin"),
+        ("/api/v1/chat", "member"),
+        ("/v1/chat/completions", "member"),
+    ],
+)
+@pytest.mark.django_db(transaction=True)  # the chat views are async: their ORM thread must see the users
+def test_deeply_nested_json_is_400_invalid_json(org_a, api_client, path, principal):
+    client = org_a.client(principal) if principal else api_client
+    response = client.post(path, DEEP, content_type="application/json")
+    assert_error_shape(response, 400, "invalid_json")
+    assert "nested more than 64 levels" in response.json()["error"]["message"]
+
+
+def test_nesting_at_the_limit_is_accepted_by_the_parser(settings):
+    from agenthub.jsonparse import InvalidJson, parse_json
+
+    settings.JSON_MAX_DEPTH = 5
+    assert parse_json('{"a": [[[{"b": 1}]]]}') == {"a": [[[{"b": 1}]]]}
+    with pytest.raises(InvalidJson):
+        parse_json('{"a": [[[{"b": [1]}]]]}')
 
 
 def test_wrong_content_type_is_415(org_a):

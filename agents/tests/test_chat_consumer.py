@@ -110,6 +110,8 @@ async def test_cancel_stops_the_turn_and_keeps_the_partial_answer(org_a, agent, 
     ("frame", "code"),
     [
         ("not json", "invalid_json"),
+        ("[" * 1000 + "]" * 1000, "invalid_json"),
+        ('{"type": "message", "content": "hi", "x": ' + "[" * 100 + "]" * 100 + "}", "invalid_json"),
         ("[1, 2]", "invalid_frame"),
         ('{"no": "type"}', "invalid_frame"),
         ('{"type": "dance"}', "unknown_frame_type"),
