@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from agenthub.clientip import client_ip
 from agenthub.errors import error_response
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def _allowed(request) -> bool:
     token, allowed_ips = settings.METRICS_TOKEN, settings.METRICS_ALLOWED_IPS
     if not token and not allowed_ips:
         return True
-    if allowed_ips and request.META.get("REMOTE_ADDR") in allowed_ips:
+    if allowed_ips and client_ip(request) in allowed_ips:
         return True
     if token:
         header = request.META.get("HTTP_AUTHORIZATION", "")

@@ -4,6 +4,8 @@ caller: an API key, a user, or an anonymous client address."""
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from agenthub.clientip import client_ip
+
 
 class PrincipalRateThrottle(SimpleRateThrottle):
     cache_format = "throttle:%(scope)s:%(ident)s"
@@ -36,5 +38,5 @@ class PrincipalRateThrottle(SimpleRateThrottle):
         elif self.scope == "user":
             ident = str(request.user.pk)
         else:
-            ident = self.get_ident(request)
+            ident = client_ip(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}

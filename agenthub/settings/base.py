@@ -279,6 +279,13 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- client addresses (agenthub.clientip) -------------------------------------------
+# X-Forwarded-For is believed only as far as trusted proxies vouch for it:
+# either the number of proxies in front of AgentHub that append to it, or
+# the networks those proxies live in. Neither by default: the socket's peer.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=[])
+
 # --- CORS and security headers ---------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
