@@ -8,3 +8,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from accounts import schema  # noqa: F401  (registers the OpenAPI extension)
+        from agenthub import security  # noqa: F401  (registers the deploy checks)

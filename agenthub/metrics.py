@@ -7,6 +7,7 @@ protected by ``METRICS_TOKEN`` (bearer) and/or ``METRICS_ALLOWED_IPS``.
 """
 
 import hmac
+import ipaddress
 import logging
 import os
 
@@ -68,24 +69,52 @@ _scrape_time = CollectorRegistry(auto_describe=False)
 _scrape_time.register(CeleryQueueDepthCollector())
 
 
-def _allowed(request) -> bool:
+HIDDEN_LABEL = "hidden"
+
+
+def tenant_label(value: str) -> str:
+    """``value`` as a label when it names an organization's object (an agent
+    slug, an operator-defined tool): shown only when the operator opted in
+    with ``METRICS_TENANT_LABELS``, otherwise one fixed value."""
+    return value if settings.METRICS_TENANT_LABELS else HIDDEN_LABEL
+
+
+def _in_allowlist(address: str, allowed: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for entry in allowed:
+        try:
+            if ip in ipaddress.ip_network(entry.strip(), strict=False):
+                return True
+        except ValueError:
+            logger.warning("METRICS_ALLOWED_IPS entry %r is not an address or network; ignored", entry)
+    return False
+
+
+def _refusal(request) -> str | None:
+    """Why ``request`` may not read the metrics, or None."""
     token, allowed_ips = settings.METRICS_TOKEN, settings.METRICS_ALLOWED_IPS
     if not token and not allowed_ips:
-        return True
-    if allowed_ips and client_ip(request) in allowed_ips:
-        return True
+        if settings.METRICS_ALLOW_ANONYMOUS:
+            return None
+        return "Metrics are closed: set METRICS_TOKEN or METRICS_ALLOWED_IPS to let Prometheus read them."
+    if allowed_ips and _in_allowlist(client_ip(request), allowed_ips):
+        return None
     if token:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         scheme, _, presented = header.partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
-            return True
-    return False
+            return None
+    return "Metrics require the metrics token or an allowed address."
 
 
 @never_cache
 def metrics(request):
-    if not _allowed(request):
-        return error_response("permission_denied", "Metrics require the metrics token or an allowed address.", 403)
+    refusal = _refusal(request)
+    if refusal:
+        return error_response("permission_denied", refusal, 403)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -3,6 +3,8 @@ prometheus_client when PROMETHEUS_MULTIPROC_DIR is set)."""
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from agenthub.metrics import tenant_label
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 chat_requests = Counter(
@@ -35,3 +37,15 @@ draft_decisions = Counter(
     "Draft decisions and outcomes (confirmed, rejected, expired, executed, failed).",
     ["tool", "outcome"],
 )
+
+
+def tool_label(name: str) -> str:
+    """A tool's label: built-in and Python tools are the platform's and keep
+    their names; operator-defined (HTTP) tools are an organization's data."""
+    from agents.tools.registry import builtin_tool
+
+    return name if builtin_tool(name) is not None else tenant_label(name)
+
+
+def agent_label(slug: str) -> str:
+    return tenant_label(slug)

@@ -360,10 +360,16 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AgentHub <agenthub@localhost>")
 
 # --- metrics ----------------------------------------------------------------------
-# /metrics is open when neither is set; otherwise a bearer token or a client
-# address from the allowlist is required.
+# /metrics needs a bearer token or a client address (or network) from the
+# allowlist. With neither set it is closed, unless METRICS_ALLOW_ANONYMOUS is
+# on (the development default; check --deploy warns about it).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+METRICS_ALLOW_ANONYMOUS = env.bool("METRICS_ALLOW_ANONYMOUS", default=False)
+# Labels naming an organization's objects (agent slugs, operator-defined tool
+# names) are hidden unless this is on: anyone who can scrape /metrics would
+# otherwise learn every tenant's agents and volumes.
+METRICS_TENANT_LABELS = env.bool("METRICS_TENANT_LABELS", default=False)
 PROMETHEUS_EXPORT_MIGRATIONS = False
 
 # --- logging ------------------------------------------------------------------------

@@ -8,4 +8,5 @@ SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-secret-key-change-
 LOG_FORMAT = env.str("LOG_FORMAT", default="pretty")
 LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "pretty"
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+METRICS_ALLOW_ANONYMOUS = env.bool("METRICS_ALLOW_ANONYMOUS", default=True)  # the demo's /metrics link
 WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic

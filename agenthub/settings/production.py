@@ -6,12 +6,17 @@ Differs from development only by environment values; ``manage.py check
 
 from django.core.exceptions import ImproperlyConfigured
 
+from agenthub.security import secret_key_problem
+
 from .base import *
-from .base import SECRET_KEY, env
+from .base import BASE_DIR, SECRET_KEY, env
 
 DEBUG = False
-if not SECRET_KEY or len(SECRET_KEY) < 50:
-    raise ImproperlyConfigured("SECRET_KEY must be set to a random string of at least 50 characters in production.")
+# A development key, a key written anywhere in the repository, or a weak one
+# would let anyone forge tokens: refuse to start.
+_problem = secret_key_problem(SECRET_KEY, BASE_DIR)
+if _problem:
+    raise ImproperlyConfigured(_problem)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -32,6 +32,9 @@ if REDIS_URL:
     CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", default=_redis_db(REDIS_URL, 13))
     CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 WHITENOISE_USE_FINDERS = True
+# The tests scrape /metrics as development does; test_metrics covers the
+# closed production default.
+METRICS_ALLOW_ANONYMOUS = True
 LLM_OFFLINE_TOKEN_DELAY_MS = env.int("LLM_OFFLINE_TOKEN_DELAY_MS", default=2)
 # Tools only the tests use (real workers load them too: same settings).
 AGENTHUB_TOOL_MODULES = [*AGENTHUB_TOOL_MODULES, "agents.tests.tools_for_tests"]

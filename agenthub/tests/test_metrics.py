@@ -132,3 +132,39 @@ def test_metrics_aggregate_across_worker_processes(tmp_path):
     ]
     assert len(lines) == 1, scraped[:2000]
     assert float(lines[0].rsplit(" ", 1)[1]) == 7.0
+
+
+@pytest.mark.django_db
+def test_metrics_are_closed_without_a_token_or_allowlist_unless_opened(client, settings):
+    settings.METRICS_ALLOW_ANONYMOUS = False  # the production default
+    refused = client.get("/metrics")
+    assert refused.status_code == 403
+    assert "set METRICS_TOKEN or METRICS_ALLOWED_IPS" in refused.json()["error"]["message"]
+    assert b"agenthub_" not in refused.content
+    settings.METRICS_ALLOW_ANONYMOUS = True
+    assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.django_db
+def test_metrics_allowlist_takes_networks_and_ignores_forged_forwarding(client, settings):
+    settings.METRICS_ALLOW_ANONYMOUS = False
+    settings.METRICS_ALLOWED_IPS = ["10.1.0.0/16", "not-an-address"]
+    assert client.get("/metrics", REMOTE_ADDR="10.1.200.7").status_code == 200
+    # An outsider naming an allowed address in X-Forwarded-For is still an outsider.
+    forged = client.get("/metrics", REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR="10.1.2.3")
+    assert forged.status_code == 403
+    # Behind one trusted proxy, the address it forwards is the client's.
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert client.get("/metrics", REMOTE_ADDR="172.16.0.1", HTTP_X_FORWARDED_FOR="10.1.2.3").status_code == 200
+
+
+def test_labels_naming_tenants_objects_are_hidden_unless_opted_in(settings):
+    from agents.metrics import agent_label, tool_label
+
+    settings.METRICS_TENANT_LABELS = False
+    assert agent_label("acme-billing-bot") == "hidden"
+    assert tool_label("acme_crm_update") == "hidden"  # an operator-defined tool
+    assert tool_label("calculator") == "calculator"  # a built-in is the platform's
+    settings.METRICS_TENANT_LABELS = True
+    assert agent_label("acme-billing-bot") == "acme-billing-bot"
+    assert tool_label("acme_crm_update") == "acme_crm_update"

@@ -449,7 +449,7 @@ class TurnRunner:
         cached_history: list[dict] | None = None
         keeper = asyncio.create_task(self._keep_lock())
         metrics.active_turns.inc()
-        labels = {"agent": self.agent.slug, "channel": self.channel}
+        labels = {"agent": metrics.agent_label(self.agent.slug), "channel": self.channel}
         try:
             self.emit(
                 events.TURN_STARTED,

@@ -236,7 +236,7 @@ def draft_confirm(*, caller: Caller, draft_id, edited_arguments: dict | None = N
     if not won:
         # Outside the transaction: the expiry it may record must stay.
         raise _not_pending_error(draft.pk)
-    metrics.draft_decisions.labels(tool=draft.tool, outcome="confirmed").inc()
+    metrics.draft_decisions.labels(tool=metrics.tool_label(draft.tool), outcome="confirmed").inc()
     draft.refresh_from_db()
     return draft
 
@@ -256,7 +256,7 @@ def draft_reject(*, caller: Caller, draft_id, note: str = "") -> Draft:
     if not won:
         raise _not_pending_error(draft.pk)
     draft.refresh_from_db()
-    metrics.draft_decisions.labels(tool=draft.tool, outcome="rejected").inc()
+    metrics.draft_decisions.labels(tool=metrics.tool_label(draft.tool), outcome="rejected").inc()
     _post_outcome_message(draft, f"The person reviewing it rejected the draft{_note(draft)}. It was not run.")
     draft_events_publish(draft, events.DRAFT_UPDATED)
     return draft
@@ -301,7 +301,7 @@ def _expire_one(draft_id) -> bool:
     )
     if won:
         draft = Draft.objects.get(pk=draft_id)
-        metrics.draft_decisions.labels(tool=draft.tool, outcome="expired").inc()
+        metrics.draft_decisions.labels(tool=metrics.tool_label(draft.tool), outcome="expired").inc()
         _post_outcome_message(draft, "Nobody decided the draft in time; it expired and was not run.")
         draft_events_publish(draft, events.DRAFT_UPDATED)
     return bool(won)
@@ -406,7 +406,7 @@ def _finish(draft: Draft, result: ToolResult, context: ToolContext | None) -> No
     if not won:
         return
     draft.refresh_from_db()
-    metrics.draft_decisions.labels(tool=draft.tool, outcome=final).inc()
+    metrics.draft_decisions.labels(tool=metrics.tool_label(draft.tool), outcome=final).inc()
     if final == DraftStatus.EXECUTED:
         text = f"The draft was confirmed{_by(draft)} and executed. Result: {result.for_model()[:4000]}"
     else:

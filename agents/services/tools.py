@@ -230,9 +230,13 @@ def invocation_record(
         unique_fields=["id"],
         update_fields=list(fields),
     )
-    metrics.tool_executions.labels(tool=definition_name, execution=execution, status=result.status).inc()
+    metrics.tool_executions.labels(
+        tool=metrics.tool_label(definition_name), execution=execution, status=result.status
+    ).inc()
     if result.status in (InvocationStatus.OK, InvocationStatus.ERROR, InvocationStatus.TIMEOUT):
-        metrics.tool_duration.labels(tool=definition_name, execution=execution).observe(result.duration_ms / 1000)
+        metrics.tool_duration.labels(tool=metrics.tool_label(definition_name), execution=execution).observe(
+            result.duration_ms / 1000
+        )
     return invocation
 
 
