@@ -32,6 +32,7 @@ from accounts.apis import ORG_HEADER_PARAMETER
 from accounts.permissions import HasOrganizationRole
 from accounts.roles import Role
 from accounts.tenancy import TenantScopedMixin, tenant_for_request
+from agenthub.api.filters import DateTimeFilter
 from agents import selectors
 from agents.apis import AGENT_ID
 from agents.models import Agent, Draft, DraftStatus, InvocationStatus, ToolExecution, ToolInvocation
@@ -244,12 +245,10 @@ class ToolInvocationFilter(django_filters.FilterSet):
     agent = django_filters.UUIDFilter(help_text="An agent id.")
     conversation = django_filters.UUIDFilter(help_text="A conversation (session) id.")
     draft = django_filters.UUIDFilter(help_text="A draft id.")
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = DateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="At or after this time (ISO 8601)."
     )
-    created_before = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", help_text="Before this time (ISO 8601)."
-    )
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt", help_text="Before this time (ISO 8601).")
 
     class Meta:
         model = ToolInvocation
