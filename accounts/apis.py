@@ -1,17 +1,21 @@
 """Accounts API: who am I, the current organization and its members, API keys,
 and JWT tokens.  Views parse input, call a service or selector and serialize."""
 
+import contextlib
+
 import django_filters
 from django.db.models import Count
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
+from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts import selectors, services
-from accounts.authentication import ApiKeyPrincipal
+from accounts.authentication import ApiKeyPrincipal, JWTAuthentication, access_token_revoke
 from accounts.models import ApiKey, Membership
 from accounts.permissions import HasOrganizationRole
 from accounts.roles import Role
@@ -27,6 +31,7 @@ from accounts.serializers import (
     OrganizationUpdateSerializer,
     TokenObtainSerializer,
     TokenPairSerializer,
+    TokenRefreshSerializer,
 )
 from accounts.tenancy import TenantScopedMixin, tenant_for_request
 from agenthub.errors import NotFoundError
@@ -48,6 +53,28 @@ class TokenObtainApi(jwt_views.TokenObtainPairView):
         return super().post(request, *args, **kwargs)
 
 
+class TokenRefreshApi(jwt_views.TokenRefreshView):
+    serializer_class = TokenRefreshSerializer
+
+
+class TokenBlacklistApi(jwt_views.TokenBlacklistView):
+    """Log out: the refresh token is blacklisted, and the access token sent in
+    ``Authorization`` (if any) is refused from now until it expires."""
+
+    @extend_schema(summary="Log out: revoke the refresh token and the access token in Authorization")
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 200:
+            jwt = JWTAuthentication()
+            header = jwt.get_header(request)
+            raw = jwt.get_raw_token(header) if header else None
+            if raw is not None:
+                # An access token that is already invalid has nothing to revoke.
+                with contextlib.suppress(InvalidToken, AuthenticationFailed):
+                    access_token_revoke(jwt.get_validated_token(raw))
+        return response
+
+
 class MeApi(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -67,7 +94,11 @@ class MeApi(APIView):
             memberships = list(selectors.memberships_of_user(user=request.user))
             try:
                 tenant = tenant_for_request(request)
-            except NotFoundError:
+            except NotFoundError as exc:
+                # A user awaiting an invitation has no organization yet; a header
+                # naming an organization they are not in is a 404, as everywhere.
+                if exc.code != "no_organization":
+                    raise
                 tenant = None
             data = {
                 "auth_method": "session" if request.auth is None else "jwt",

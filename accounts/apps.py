@@ -7,5 +7,8 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and organizations"
 
     def ready(self):
-        from accounts import schema  # noqa: F401  (registers the OpenAPI extension)
+        from accounts import (
+            lockout,  # noqa: F401  (counts failed logins)
+            schema,  # noqa: F401  (registers the OpenAPI extension)
+        )
         from agenthub import security  # noqa: F401  (registers the deploy checks)

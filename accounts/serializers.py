@@ -1,10 +1,14 @@
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt import serializers as jwt_serializers
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.roles import Role
-from accounts.tenancy import ORG_CLAIM, org_lookup_filter
+from accounts.tenancy import ORG_CLAIM, membership_of_claim_exists, org_lookup_filter
 from agenthub.api.serializers import StrictModelSerializer, StrictSerializer, StrictSerializerMixin
 
 
@@ -129,17 +133,38 @@ class TokenObtainSerializer(StrictSerializerMixin, TokenObtainPairSerializer):
     organization = serializers.CharField(required=False, max_length=64, write_only=True)
 
     def validate(self, attrs):
-        data = super().validate(attrs)
+        super().validate(attrs)
         requested = attrs.get("organization")
+        memberships = Membership.objects.filter(user=self.user, organization__is_active=True)
         if requested:
-            membership = Membership.objects.filter(user=self.user, **org_lookup_filter(requested)).first()
+            membership = memberships.filter(**org_lookup_filter(requested)).first()
             if membership is None:
                 raise serializers.ValidationError({"organization": ["You are not a member of this organization."]})
-            refresh = self.get_token(self.user)
+        else:
+            membership = memberships.order_by("created_at").first()
+        # The tokens are bound to a membership (the chosen one, else the
+        # first): removing it ends them (accounts.tenancy).
+        refresh = self.get_token(self.user)
+        if membership is not None:
             refresh[ORG_CLAIM] = str(membership.organization_id)
-            data["refresh"] = str(refresh)
-            data["access"] = str(refresh.access_token)
-        return data
+        return {"refresh": str(refresh), "access": str(refresh.access_token)}
+
+
+class TokenRefreshSerializer(StrictSerializerMixin, jwt_serializers.TokenRefreshSerializer):
+    """simplejwt's refresh, refused (401) once the user is disabled or the
+    membership the token was issued for is gone."""
+
+    def validate(self, attrs):
+        token = RefreshToken(attrs["refresh"])  # raises TokenError (401) when invalid
+        user_id = token.get(jwt_settings.USER_ID_CLAIM)
+        if not User.objects.filter(pk=user_id, is_active=True).exists():
+            raise AuthenticationFailed("The user of this token no longer exists or is disabled.", code="user_inactive")
+        claimed = token.get(ORG_CLAIM)
+        if claimed and not membership_of_claim_exists(user_id=user_id, organization_id=claimed):
+            raise AuthenticationFailed(
+                "The membership this token was issued for no longer exists. Log in again.", code="membership_revoked"
+            )
+        return super().validate(attrs)
 
 
 class TokenPairSerializer(serializers.Serializer):

@@ -9,7 +9,7 @@ organization's object is simply not found (404, never 403, never data).
 import uuid
 from dataclasses import dataclass
 
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.roles import role_at_least
@@ -62,8 +62,13 @@ def tenant_for_request(request) -> Tenant:
             raise _org_not_found()
         tenant = Tenant(organization=org, role=auth.role, api_key=auth)
     else:
-        if not requested and auth is not None and hasattr(auth, "get"):
-            requested = str(auth.get(ORG_CLAIM) or "")
+        claimed = str(auth.get(ORG_CLAIM) or "") if auth is not None and hasattr(auth, "get") else ""
+        # A token issued for a membership is valid only while that membership
+        # exists (and its organization is enabled): otherwise 401, everywhere.
+        other = claimed and requested and requested != claimed
+        if other and not membership_of_claim_exists(user_id=user.pk, organization_id=claimed):
+            raise _membership_gone()
+        requested = requested or claimed
         memberships = Membership.objects.select_related("organization").filter(user=user, organization__is_active=True)
         if requested:
             if len(requested) > 64:
@@ -71,16 +76,35 @@ def tenant_for_request(request) -> Tenant:
             memberships = memberships.filter(**org_lookup_filter(requested))
         membership = memberships.order_by("created_at").first()
         if membership is None:
+            if claimed and requested == claimed:
+                raise _membership_gone()
             if requested:
                 raise _org_not_found()
             raise NotFoundError(
-                "You are not a member of any organization. Ask an organization admin to add you.",
+                "You are not a member of any organization. Ask an organization admin to invite you.",
                 code="no_organization",
             )
         tenant = Tenant(organization=membership.organization, role=membership.role, user=user)
 
     setattr(django_request, _CACHE_ATTR, tenant)
     return tenant
+
+
+def _membership_gone() -> AuthenticationFailed:
+    return AuthenticationFailed(
+        "The membership this token was issued for no longer exists. Log in again.", code="membership_revoked"
+    )
+
+
+def membership_of_claim_exists(*, user_id, organization_id: str) -> bool:
+    """Whether the membership a token was issued for still exists."""
+    try:
+        uuid.UUID(str(organization_id))
+    except ValueError:
+        return False
+    return Membership.objects.filter(
+        user_id=user_id, organization_id=organization_id, organization__is_active=True
+    ).exists()
 
 
 def _org_not_found() -> NotFoundError:

@@ -10,9 +10,9 @@ router.register("api-keys", apis.ApiKeyViewSet, basename="api-key")
 
 urlpatterns = [
     path("auth/token/", apis.TokenObtainApi.as_view(), name="token-obtain"),
-    path("auth/token/refresh/", jwt_views.TokenRefreshView.as_view(), name="token-refresh"),
+    path("auth/token/refresh/", apis.TokenRefreshApi.as_view(), name="token-refresh"),
     path("auth/token/verify/", jwt_views.TokenVerifyView.as_view(), name="token-verify"),
-    path("auth/token/blacklist/", jwt_views.TokenBlacklistView.as_view(), name="token-blacklist"),
+    path("auth/token/blacklist/", apis.TokenBlacklistApi.as_view(), name="token-blacklist"),
     path("me", apis.MeApi.as_view(), name="me"),
     path("orgs/current", apis.CurrentOrganizationApi.as_view(), name="org-current"),
     *router.urls,

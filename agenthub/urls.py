@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import views as accounts_views
 from agenthub import health, metrics
 
 handler400 = "agenthub.errors.handler400"
@@ -17,6 +18,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # The admin's login behind the shared lock-out rule (accounts.lockout).
+    path("admin/login/", accounts_views.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("v1/", include("agents.openai_urls")),

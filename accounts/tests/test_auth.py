@@ -159,3 +159,54 @@ def test_session_auth_works_for_the_browsable_api(client, org_a):
     response = client.get("/api/v1/me", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert response.json()["auth_method"] == "session"
+
+
+def test_logout_revokes_the_access_token_at_once(api_client, org_a):
+    pair = obtain(api_client, "alpha-member").json()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair['access']}")
+    assert client.get("/api/v1/me").status_code == 200
+    out = client.post("/api/v1/auth/token/blacklist/", {"refresh": pair["refresh"]}, format="json")
+    assert out.status_code == 200
+    after = client.get("/api/v1/me")
+    assert after.status_code == 401
+    assert after.json()["error"]["code"] == "token_revoked"
+    assert client.post("/api/v1/chat/tickets", {}, format="json").status_code == 401
+    refreshed = api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")
+    assert refreshed.status_code == 401
+    # Another session of the same user is untouched.
+    other = obtain(api_client, "alpha-member").json()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {other['access']}")
+    assert client.get("/api/v1/me").status_code == 200
+
+
+def test_login_binds_the_tokens_to_the_first_membership(api_client, org_a):
+    access = AccessToken(obtain(api_client, "alpha-member").json()["access"])
+    assert access["org"] == str(org_a.organization.pk)
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/me", "/api/v1/orgs/current", "/api/v1/agents", "/api/v1/api-keys", "/api/v1/drafts"]
+)
+def test_a_token_whose_membership_was_deleted_is_401_everywhere(api_client, org_a, path):
+    from accounts.models import Membership
+
+    pair = obtain(api_client, "alpha-admin").json()
+    Membership.objects.filter(user=org_a.users["admin"]).delete()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair['access']}")
+    response = client.get(path)
+    assert response.status_code == 401, response.content
+    assert response.json()["error"]["code"] == "membership_revoked"
+    # Naming the organization in the header does not help either.
+    assert client.get(path, HTTP_X_ORGANIZATION="alpha").status_code == 401
+    refreshed = api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")
+    assert refreshed.status_code == 401
+    assert refreshed.json()["error"]["code"] == "membership_revoked"
+
+
+def test_refresh_of_a_disabled_user_is_401(api_client, org_a):
+    pair = obtain(api_client, "alpha-viewer").json()
+    org_a.users["viewer"].__class__.objects.filter(pk=org_a.users["viewer"].pk).update(is_active=False)
+    refreshed = api_client.post(REFRESH_URL, {"refresh": pair["refresh"]}, format="json")
+    assert refreshed.status_code == 401

@@ -222,13 +222,26 @@ SIMPLE_JWT = {
 }
 
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+
+# Failed logins (API and admin alike, accounts.lockout): an account or a client
+# address reaching its limit within the window is locked; each further lock
+# lasts twice as long, up to the maximum. Failed API keys count per address.
+AUTHENTICATION_BACKENDS = ["accounts.lockout.LockoutModelBackend"]
+LOGIN_FAILURES_PER_ACCOUNT = env.int("LOGIN_FAILURES_PER_ACCOUNT", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=60)
+LOGIN_LOCKOUT_MAX_SECONDS = env.int("LOGIN_LOCKOUT_MAX_SECONDS", default=3600)
+# How long a lock is remembered when sizing the next one.
+LOGIN_LOCKOUT_MEMORY_SECONDS = env.int("LOGIN_LOCKOUT_MEMORY_SECONDS", default=86400)
+API_KEY_FAILURES_PER_ADDRESS = env.int("API_KEY_FAILURES_PER_ADDRESS", default=20)
 WS_TICKET_TTL_SECONDS = env.int("WS_TICKET_TTL_SECONDS", default=30)
 
 # --- REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
