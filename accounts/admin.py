@@ -8,9 +8,10 @@ admin obeys the same rules as the API (last owner, key roles).
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
+from django.utils import timezone
 
 from accounts import services
-from accounts.models import ApiKey, Membership, Organization, User
+from accounts.models import ApiKey, Invitation, Membership, Organization, User
 from accounts.roles import Role
 from agenthub.errors import ApplicationError
 
@@ -128,6 +129,11 @@ class MembershipAdmin(TenantScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("organization", "user") if obj is not None else ()
 
+    def has_add_permission(self, request):
+        # People join by invitation (and accept it themselves); only a
+        # superuser places an existing account directly.
+        return request.user.is_superuser
+
     def save_model(self, request, obj, form, change):
         role = actor_role(request, obj.organization)
         try:
@@ -136,26 +142,100 @@ class MembershipAdmin(TenantScopedAdmin):
                 obj.role, new_role = previous.role, obj.role
                 services.membership_change_role(membership=obj, actor_role=role, role=new_role)
             else:
-                services.membership_add(
-                    organization=obj.organization, actor_role=role, user_lookup=obj.user.username, role=obj.role
-                )
-                obj.pk = Membership.objects.get(organization=obj.organization, user=obj.user).pk
-                obj._state.adding = False
+                obj.save()
         except ApplicationError as exc:
             raise PermissionDenied(exc.message) from exc
 
+    def _remove(self, request, obj):
+        # The admin's deletion page is itself the explicit confirmation.
+        services.membership_remove(
+            membership=obj, actor_role=actor_role(request, obj.organization), actor=request.user, confirm_self=True
+        )
+
     def delete_model(self, request, obj):
         try:
-            services.membership_remove(membership=obj, actor_role=actor_role(request, obj.organization))
+            self._remove(request, obj)
         except ApplicationError as exc:
             raise PermissionDenied(exc.message) from exc
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             try:
-                services.membership_remove(membership=obj, actor_role=actor_role(request, obj.organization))
+                self._remove(request, obj)
             except ApplicationError as exc:
                 self.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantScopedAdmin):
+    """Invite by email: saving sends the one-time link; the person becomes a
+    member only by accepting it."""
+
+    list_display = ("email", "organization", "role", "status", "invited_by", "created_at", "expires_at")
+    list_filter = ("role", "organization")
+    search_fields = ("email",)
+    fields = ("organization", "email", "role", "status", "invited_by", "created_at", "expires_at", "accepted_at")
+    readonly_fields = ("status", "invited_by", "created_at", "expires_at", "accepted_at")
+    actions = ["revoke_selected", "resend_selected"]
+
+    @admin.display(description="status")
+    def status(self, obj):
+        return obj.status_at(timezone.now()) if obj.pk else "-"
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return ("organization", "email", "role", *self.readonly_fields, "revoked_at")
+        return self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the record stays
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        try:
+            invitation = services.invitation_create(
+                organization=obj.organization,
+                actor_role=actor_role(request, obj.organization),
+                invited_by=request.user,
+                email=obj.email,
+                role=obj.role,
+            )
+        except ApplicationError as exc:
+            raise PermissionDenied(exc.message) from exc
+        obj.pk = invitation.pk
+        obj._state.adding = False
+        self.message_user(request, f"Invitation sent to {invitation.email}.", messages.SUCCESS)
+
+    @admin.action(description="Revoke selected invitations")
+    def revoke_selected(self, request, queryset):
+        done = 0
+        for invitation in queryset:
+            try:
+                services.invitation_revoke(
+                    invitation=invitation, actor_role=actor_role(request, invitation.organization)
+                )
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{invitation.email}: {exc.message}", messages.ERROR)
+        self.message_user(request, f"Revoked {done} invitation(s).", messages.SUCCESS)
+
+    @admin.action(description="Send selected invitations again (new link, new expiry)")
+    def resend_selected(self, request, queryset):
+        done = 0
+        for invitation in queryset:
+            try:
+                services.invitation_create(
+                    organization=invitation.organization,
+                    actor_role=actor_role(request, invitation.organization),
+                    invited_by=request.user,
+                    email=invitation.email,
+                    role=invitation.role,
+                )
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{invitation.email}: {exc.message}", messages.ERROR)
+        self.message_user(request, f"Sent {done} invitation(s) again.", messages.SUCCESS)
 
 
 @admin.register(ApiKey)

@@ -16,7 +16,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts import selectors, services
 from accounts.authentication import ApiKeyPrincipal, JWTAuthentication, access_token_revoke
-from accounts.models import ApiKey, Membership
+from accounts.models import ApiKey, Invitation, Membership, User
 from accounts.permissions import HasOrganizationRole
 from accounts.roles import Role
 from accounts.serializers import (
@@ -24,7 +24,10 @@ from accounts.serializers import (
     ApiKeyCreateSerializer,
     ApiKeySerializer,
     CurrentOrganizationSerializer,
-    MemberCreateSerializer,
+    InvitationAcceptedSerializer,
+    InvitationAcceptSerializer,
+    InvitationCreateSerializer,
+    InvitationSerializer,
     MemberSerializer,
     MemberUpdateSerializer,
     MeSerializer,
@@ -34,7 +37,7 @@ from accounts.serializers import (
     TokenRefreshSerializer,
 )
 from accounts.tenancy import TenantScopedMixin, tenant_for_request
-from agenthub.errors import NotFoundError
+from agenthub.errors import ApplicationError, NotFoundError
 
 ORG_HEADER_PARAMETER = OpenApiParameter(
     "X-Organization",
@@ -150,13 +153,19 @@ class MemberFilter(django_filters.FilterSet):
 @extend_schema_view(
     list=extend_schema(summary="Members of the current organization", parameters=[ORG_HEADER_PARAMETER]),
     retrieve=extend_schema(summary="One member", parameters=[ORG_HEADER_PARAMETER]),
-    create=extend_schema(
-        summary="Add an existing user", request=MemberCreateSerializer, responses={201: MemberSerializer}
-    ),
     partial_update=extend_schema(
         summary="Change a member's role", request=MemberUpdateSerializer, responses=MemberSerializer
     ),
-    destroy=extend_schema(summary="Remove a member", responses={204: None}),
+    destroy=extend_schema(
+        summary="Remove a member",
+        responses={204: None},
+        parameters=[
+            ORG_HEADER_PARAMETER,
+            OpenApiParameter(
+                "confirm_self", bool, required=False, description="Required (true) to remove your own membership."
+            ),
+        ],
+    ),
 )
 class MemberViewSet(
     TenantScopedMixin,
@@ -178,17 +187,14 @@ class MemberViewSet(
     def get_queryset(self):
         return super().get_queryset().select_related("user")
 
-    def create(self, request):
-        serializer = MemberCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        tenant = self.tenant
-        membership = services.membership_add(
-            organization=tenant.organization,
-            actor_role=tenant.role,
-            user_lookup=serializer.validated_data["user"],
-            role=serializer.validated_data["role"],
-        )
-        return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        if request.method == "POST":
+            raise ApplicationError(
+                "Members join by invitation: POST /api/v1/orgs/current/invitations {email, role}.",
+                code="method_not_allowed",
+                status_code=405,
+            )
+        return super().http_method_not_allowed(request, *args, **kwargs)
 
     def partial_update(self, request, pk=None):
         membership = self.get_object()
@@ -200,8 +206,90 @@ class MemberViewSet(
         return Response(MemberSerializer(membership).data)
 
     def destroy(self, request, pk=None):
-        services.membership_remove(membership=self.get_object(), actor_role=self.tenant.role)
+        confirm_self = request.query_params.get("confirm_self", "").lower() in ("true", "1", "yes")
+        actor = request.user if isinstance(request.user, User) else None
+        services.membership_remove(
+            membership=self.get_object(), actor_role=self.tenant.role, actor=actor, confirm_self=confirm_self
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationFilter(django_filters.FilterSet):
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+
+    class Meta:
+        model = Invitation
+        fields = ["role"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Invitations of the current organization", parameters=[ORG_HEADER_PARAMETER]),
+    retrieve=extend_schema(summary="One invitation", parameters=[ORG_HEADER_PARAMETER]),
+    create=extend_schema(
+        summary="Invite someone by email (the answer is the same whether or not they have an account)",
+        request=InvitationCreateSerializer,
+        responses={201: InvitationSerializer},
+        parameters=[ORG_HEADER_PARAMETER],
+    ),
+    destroy=extend_schema(summary="Revoke an invitation", responses={204: None}, parameters=[ORG_HEADER_PARAMETER]),
+)
+class InvitationViewSet(
+    TenantScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    tenant_model = Invitation
+    serializer_class = InvitationSerializer
+    permission_classes = [IsAuthenticated, HasOrganizationRole]
+    read_role = Role.ADMIN
+    write_role = Role.ADMIN
+    filterset_class = InvitationFilter
+    ordering_fields = ["created_at", "email", "expires_at"]
+    ordering = ["-created_at"]
+    search_fields = ["email"]
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("invited_by")
+
+    def create(self, request):
+        serializer = InvitationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tenant = self.tenant
+        invitation = services.invitation_create(
+            organization=tenant.organization,
+            actor_role=tenant.role,
+            invited_by=tenant.user,
+            email=serializer.validated_data["email"],
+            role=serializer.validated_data["role"],
+        )
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, pk=None):
+        services.invitation_revoke(invitation=self.get_object(), actor_role=self.tenant.role)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationAcceptApi(APIView):
+    """The signed-in user accepts an invitation sent to their email address."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=InvitationAcceptSerializer,
+        responses={201: InvitationAcceptedSerializer},
+        summary="Accept an invitation (the token from its link)",
+    )
+    def post(self, request):
+        if not isinstance(request.user, User):
+            raise ApplicationError(
+                "Invitations are accepted by a person, not an API key.", code="permission_denied", status_code=403
+            )
+        serializer = InvitationAcceptSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.invitation_accept(token=serializer.validated_data["token"], user=request.user)
+        return Response(InvitationAcceptedSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 
 class ApiKeyFilter(django_filters.FilterSet):

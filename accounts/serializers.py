@@ -6,7 +6,7 @@ from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import ApiKey, Membership, Organization, User
+from accounts.models import ApiKey, Invitation, Membership, Organization, User
 from accounts.roles import Role
 from accounts.tenancy import ORG_CLAIM, membership_of_claim_exists, org_lookup_filter
 from agenthub.api.serializers import StrictModelSerializer, StrictSerializer, StrictSerializerMixin
@@ -78,9 +78,41 @@ class MemberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MemberCreateSerializer(StrictSerializer):
-    user = serializers.CharField(max_length=254, help_text="Username or email of an existing user.")
+class InvitationSerializer(serializers.ModelSerializer):
+    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "email",
+            "role",
+            "status",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "accepted_at",
+            "revoked_at",
+        ]
+        read_only_fields = fields
+
+    def get_status(self, obj) -> str:
+        return obj.status_at(timezone.now())
+
+
+class InvitationCreateSerializer(StrictSerializer):
+    email = serializers.EmailField(max_length=254)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+
+class InvitationAcceptSerializer(StrictSerializer):
+    token = serializers.CharField(max_length=128, help_text="The token from the invitation link.")
+
+
+class InvitationAcceptedSerializer(serializers.Serializer):
+    organization = OrganizationSerializer(read_only=True)
+    role = serializers.ChoiceField(choices=Role.choices, read_only=True)
 
 
 class MemberUpdateSerializer(StrictSerializer):

@@ -6,6 +6,7 @@ from accounts import apis
 
 router = SimpleRouter(trailing_slash=False)
 router.register("orgs/current/members", apis.MemberViewSet, basename="member")
+router.register("orgs/current/invitations", apis.InvitationViewSet, basename="invitation")
 router.register("api-keys", apis.ApiKeyViewSet, basename="api-key")
 
 urlpatterns = [
@@ -15,5 +16,6 @@ urlpatterns = [
     path("auth/token/blacklist/", apis.TokenBlacklistApi.as_view(), name="token-blacklist"),
     path("me", apis.MeApi.as_view(), name="me"),
     path("orgs/current", apis.CurrentOrganizationApi.as_view(), name="org-current"),
+    path("invitations/accept", apis.InvitationAcceptApi.as_view(), name="invitation-accept"),
     *router.urls,
 ]

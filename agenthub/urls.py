@@ -21,6 +21,7 @@ urlpatterns = [
     # The admin's login behind the shared lock-out rule (accounts.lockout).
     path("admin/login/", accounts_views.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
+    path("invitations/<str:token>/", accounts_views.invitation_page, name="invitation-page"),
     path("api/v1/", include(api_v1)),
     path("v1/", include("agents.openai_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -57,3 +57,53 @@ def test_admin_role_change_goes_through_the_rules(admin_client, org_a):
     assert response.status_code == 302
     member.refresh_from_db()
     assert member.role == "operator"
+
+
+def make_staff(user):
+    from django.contrib.auth.models import Permission
+
+    user.is_staff = True
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="accounts"))
+    return user
+
+
+def test_admin_invites_and_revokes(client, org_a, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    from accounts.models import Invitation
+
+    staff = make_staff(org_a.users["admin"])
+    client.force_login(staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/accounts/invitation/add/",
+            {"organization": org_a.organization.pk, "email": "joiner@example.com", "role": "owner"},
+        )
+    assert response.status_code == 403  # an admin cannot invite an owner
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/accounts/invitation/add/",
+            {"organization": org_a.organization.pk, "email": "joiner@example.com", "role": "operator"},
+            follow=True,
+        )
+    assert response.status_code == 200
+    invitation = Invitation.objects.get(email="joiner@example.com")
+    assert [m.to for m in mail.outbox] == [["joiner@example.com"]]
+    assert invitation.token_hash not in response.content.decode()
+    client.post("/admin/accounts/invitation/", {"action": "revoke_selected", "_selected_action": [invitation.pk]})
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is not None
+    # Staff cannot place an account into an organization directly.
+    assert client.get("/admin/accounts/membership/add/").status_code == 403
+
+
+def test_admin_cannot_remove_another_admin_in_the_admin(client, org_a):
+    from accounts.tests.factories import UserFactory
+
+    staff = make_staff(org_a.users["admin"])
+    other = Membership.objects.create(organization=org_a.organization, user=UserFactory(), role="admin")
+    client.force_login(staff)
+    response = client.post(f"/admin/accounts/membership/{other.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403
+    assert Membership.objects.filter(pk=other.pk).exists()

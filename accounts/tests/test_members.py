@@ -22,29 +22,19 @@ def test_every_role_can_list_members(org_a, role):
     assert {m["role"] for m in response.json()["results"]} == {"owner", "admin", "operator", "member", "viewer"}
 
 
-@pytest.mark.parametrize(
-    ("actor", "new_role", "expected"),
-    [
-        ("owner", "owner", 201),
-        ("owner", "admin", 201),
-        ("owner", "viewer", 201),
-        ("admin", "admin", 201),
-        ("admin", "member", 201),
-        ("admin", "owner", 403),
-        ("operator", "member", 403),
-        ("member", "viewer", 403),
-        ("viewer", "viewer", 403),
-    ],
-)
-def test_add_member_role_matrix(org_a, actor, new_role, expected):
+@pytest.mark.parametrize("role", MANAGERS + NON_MANAGERS)
+def test_members_cannot_be_added_directly_only_invited(org_a, role):
+    """No user lookup by email or username: that was an enumeration oracle and
+    membership without consent."""
     newcomer = UserFactory(username="newcomer", email="New.Comer@example.com")
-    response = org_a.client(actor).post(URL, {"user": "new.comer@example.com", "role": new_role}, format="json")
-    assert response.status_code == expected, response.json()
-    exists = Membership.objects.filter(organization=org_a.organization, user=newcomer).exists()
-    assert exists is (expected == 201)
-    if expected == 201:
-        assert response.json()["role"] == new_role
-        assert response.json()["user"]["username"] == "newcomer"
+    response = org_a.client(role).post(URL, {"user": "new.comer@example.com", "role": "member"}, format="json")
+    if role in MANAGERS:
+        assert response.status_code == 405
+        assert "invitations" in response.json()["error"]["message"]
+    else:
+        assert response.status_code == 403
+    assert "newcomer" not in response.content.decode()
+    assert not Membership.objects.filter(organization=org_a.organization, user=newcomer).exists()
 
 
 @pytest.mark.parametrize(
@@ -56,6 +46,7 @@ def test_add_member_role_matrix(org_a, actor, new_role, expected):
         ("admin", "viewer", "admin", 200),
         ("admin", "member", "owner", 403),
         ("admin", "owner", "member", 403),
+        ("admin", "admin", "member", 403),  # only owners demote admins
         ("operator", "member", "viewer", 403),
         ("member", "viewer", "member", 403),
         ("viewer", "member", "viewer", 403),
@@ -75,7 +66,8 @@ def test_change_role_matrix(org_a, actor, target, new_role, expected):
         ("owner", "admin", 204),
         ("owner", "viewer", 204),
         ("admin", "operator", 204),
-        ("admin", "admin", 204),
+        ("admin", "admin", 403),  # only owners remove admins
+        ("owner", "owner", 400),  # yourself: needs ?confirm_self=true
         ("admin", "owner", 403),
         ("operator", "viewer", 403),
         ("member", "viewer", 403),
@@ -83,6 +75,10 @@ def test_change_role_matrix(org_a, actor, target, new_role, expected):
     ],
 )
 def test_remove_member_matrix(org_a, actor, target, expected):
+    if actor == target == "admin":
+        org_a.users["admin2"] = UserFactory(username="alpha-admin2")
+        Membership.objects.create(organization=org_a.organization, user=org_a.users["admin2"], role="admin")
+        target = "admin2"
     target_id = member_id(org_a, target)
     response = org_a.client(actor).delete(f"{URL}/{target_id}")
     assert response.status_code == expected
@@ -93,7 +89,7 @@ def test_last_owner_cannot_be_removed_or_demoted(org_a):
     owner_id = member_id(org_a, "owner")
     client = org_a.client("owner")
 
-    response = client.delete(f"{URL}/{owner_id}")
+    response = client.delete(f"{URL}/{owner_id}?confirm_self=true")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "last_owner"
     response = client.patch(f"{URL}/{owner_id}", {"role": "admin"}, format="json")
@@ -105,18 +101,26 @@ def test_last_owner_cannot_be_removed_or_demoted(org_a):
     assert client.patch(f"{URL}/{owner_id}", {"role": "admin"}, format="json").status_code == 200
 
 
-def test_add_unknown_user_is_a_field_error(org_a):
-    response = org_a.client("owner").post(URL, {"user": "ghost@example.com"}, format="json")
-    assert response.status_code == 400
-    body = response.json()
-    assert body["error"]["code"] == "user_not_found"
-    assert "user" in body["error"]["details"]["fields"]
+@pytest.mark.parametrize("role", ["admin", "owner"])
+def test_removing_yourself_needs_an_explicit_flag(org_a, role):
+    if role == "owner":  # not the last one
+        Membership.objects.create(organization=org_a.organization, user=UserFactory(), role="owner")
+    own = member_id(org_a, role)
+    client = org_a.client(role)
+    refused = client.delete(f"{URL}/{own}")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "confirm_self_required"
+    assert "confirm_self=true" in refused.json()["error"]["message"]
+    assert Membership.objects.filter(pk=own).exists()
+    assert client.delete(f"{URL}/{own}?confirm_self=true").status_code == 204
+    assert not Membership.objects.filter(pk=own).exists()
 
 
-def test_add_existing_member_is_409(org_a):
-    response = org_a.client("owner").post(URL, {"user": "alpha-viewer"}, format="json")
+def test_the_last_owner_cannot_leave_even_with_the_flag(org_a):
+    own = member_id(org_a, "owner")
+    response = org_a.client("owner").delete(f"{URL}/{own}?confirm_self=true")
     assert response.status_code == 409
-    assert response.json()["error"]["code"] == "already_member"
+    assert Membership.objects.filter(pk=own).exists()
 
 
 def test_filter_order_and_search(org_a):

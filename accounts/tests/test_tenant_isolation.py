@@ -12,7 +12,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from accounts.admin import TenantScopedAdmin
 from accounts.models import ApiKey, Membership, Organization, TenantOwned
-from accounts.services import api_key_create
+from accounts.services import api_key_create, invitation_create
 from agents.tests.test_agents_api import AGENTS_SWEPT
 from agents.tests.test_chat_tenancy import SWEPT_PATHS as CHAT_SWEPT
 from agents.tests.test_tools_api import TOOLS_SWEPT
@@ -34,6 +34,11 @@ SWEPT = {
     "/api/v1/orgs/current/members/{id}",
     "/api/v1/api-keys",
     "/api/v1/api-keys/{id}",
+    "/api/v1/orgs/current/invitations",
+    "/api/v1/orgs/current/invitations/{id}",
+    # A token, not an id: a token of another organization's invitation is its
+    # invitee's to use (accounts/tests/test_invitations.py).
+    "/api/v1/invitations/accept",
     # agents, templates, industries, config: agents/tests/test_agents_api.py::test_cross_organization_sweep
     *AGENTS_SWEPT,
     *CHAT_SWEPT,
@@ -45,7 +50,14 @@ SWEPT = {
 def b_objects(org_b):
     key, _ = api_key_create(organization=org_b.organization, name="bravo-key", actor_role="owner")
     member = Membership.objects.get(organization=org_b.organization, user=org_b.users["member"])
-    return {"key": key, "member": member}
+    invitation = invitation_create(
+        organization=org_b.organization,
+        actor_role="owner",
+        invited_by=org_b.users["owner"],
+        email="bravo-invitee@example.com",
+        role="member",
+    )
+    return {"key": key, "member": member, "invitation": invitation}
 
 
 @pytest.mark.parametrize("role", ["owner", "admin", "viewer"])
@@ -53,7 +65,10 @@ def test_object_endpoints_of_another_organization_are_404(org_a, org_b, b_object
     client = org_a.client(role)
     member_url = f"/api/v1/orgs/current/members/{b_objects['member'].pk}"
     key_url = f"/api/v1/api-keys/{b_objects['key'].pk}"
+    invitation_url = f"/api/v1/orgs/current/invitations/{b_objects['invitation'].pk}"
     attempts = [
+        client.get(invitation_url),
+        client.delete(invitation_url),
         client.get(member_url),
         client.patch(member_url, {"role": "viewer"}, format="json"),
         client.delete(member_url),
@@ -69,6 +84,8 @@ def test_object_endpoints_of_another_organization_are_404(org_a, org_b, b_object
     b_objects["key"].refresh_from_db()
     assert b_objects["member"].role == "member"
     assert b_objects["key"].revoked_at is None
+    b_objects["invitation"].refresh_from_db()
+    assert b_objects["invitation"].revoked_at is None
     assert Membership.objects.filter(organization=org_b.organization).count() == 5
 
 

@@ -234,6 +234,13 @@ LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=60)
 LOGIN_LOCKOUT_MAX_SECONDS = env.int("LOGIN_LOCKOUT_MAX_SECONDS", default=3600)
 # How long a lock is remembered when sizing the next one.
 LOGIN_LOCKOUT_MEMORY_SECONDS = env.int("LOGIN_LOCKOUT_MEMORY_SECONDS", default=86400)
+# Invitations (accounts): how long a link works, how many may be pending per
+# organization, how many an organization may send per hour; links point at
+# AGENTHUB_PUBLIC_URL (never at the request's Host header).
+INVITATION_TTL_SECONDS = env.int("INVITATION_TTL_SECONDS", default=7 * 86400)
+INVITATIONS_MAX_PENDING = env.int("INVITATIONS_MAX_PENDING", default=200)
+INVITATIONS_PER_HOUR = env.int("INVITATIONS_PER_HOUR", default=50)
+AGENTHUB_PUBLIC_URL = env.str("AGENTHUB_PUBLIC_URL", default="http://127.0.0.1:8000")
 API_KEY_FAILURES_PER_ADDRESS = env.int("API_KEY_FAILURES_PER_ADDRESS", default=20)
 WS_TICKET_TTL_SECONDS = env.int("WS_TICKET_TTL_SECONDS", default=30)
 
