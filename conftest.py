@@ -33,7 +33,10 @@ def _clean_cache():
     """Throttle buckets, tickets and cached state never leak between tests."""
     from django.core.cache import cache
 
+    from agenthub.ratelimit import reset_local_state
+
     cache.clear()
+    reset_local_state()
     yield
     cache.clear()
 

@@ -25,16 +25,26 @@ import logging
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from accounts.roles import Role, role_at_least
 from agenthub.db import db
 from agenthub.errors import ApplicationError
 from agenthub.jsonparse import InvalidJson, parse_json
+from agenthub.ratelimit import LocalBucket
 from agenthub.requestid import new_request_id
 from agents import events, metrics
 from agents.models import Channel
 from agents.runtime.hub import ReplayGap, get_hub
-from agents.services.chat import Caller, chat_agent_resolve, conversation_open, turn_cancel, turn_start
+from agents.services.chat import (
+    Caller,
+    chat_agent_resolve,
+    conversation_open,
+    message_rate_check,
+    rate_limited_error,
+    turn_cancel,
+    turn_start,
+)
 from agents.services.drafts import draft_decide_in_conversation, drafts_pending_payloads, operators_group
 
 logger = logging.getLogger(__name__)
@@ -64,6 +74,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     forwarder: asyncio.Task | None = None
     conversation_id: str = ""
     counted = False
+    frame_bucket: LocalBucket | None = None
+    message_bucket: LocalBucket | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -133,6 +145,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if not self.conversation_id:
             return
+        if not await self._frame_allowed():
+            return
         if text_data is None:
             return await self._frame_error("invalid_frame", "Frames are JSON text, not binary.")
         if len(text_data) > MAX_FRAME_CHARS:
@@ -163,7 +177,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.exception("chat frame %s failed", frame["type"])
             await self._frame_error("internal_error", "The frame could not be processed; it has been logged.")
 
+    async def _frame_allowed(self) -> bool:
+        """Every frame, of any type, takes a token from this connection's
+        bucket: a flood gets ``rate_limited`` answers, not work."""
+        if self.frame_bucket is None:
+            self.frame_bucket = LocalBucket(settings.WS_FRAMES_PER_SECOND, settings.WS_FRAME_BURST)
+        wait = self.frame_bucket.take() if settings.WS_FRAMES_PER_SECOND > 0 else 0
+        if wait:
+            exc = rate_limited_error("Too many frames on this connection", wait, "connection_frames")
+            await self._frame_error(exc.code, exc.message, exc.details)
+            return False
+        return True
+
     async def _on_message(self, frame):
+        # This connection's message bucket, then the user's across every
+        # connection and process (Redis).
+        if settings.WS_MESSAGES_PER_MINUTE_PER_CONNECTION > 0:
+            if self.message_bucket is None:
+                self.message_bucket = LocalBucket(
+                    settings.WS_MESSAGES_PER_MINUTE_PER_CONNECTION / 60, settings.WS_MESSAGE_BURST_PER_CONNECTION
+                )
+            wait = self.message_bucket.take()
+            if wait:
+                raise rate_limited_error("Too many messages on this connection", wait, "connection_messages")
+        await message_rate_check(caller=self.caller)
         if self.held:
             # A message ends the wait for resume: stream from where the log is.
             self.subscription.start_at(await get_hub().store.last_seq(self.conversation_id))
@@ -283,6 +320,7 @@ class OperatorConsumer(AsyncWebsocketConsumer):
     ``drafts.pending`` snapshot of what awaits a decision."""
 
     joined_group = ""
+    frame_bucket: LocalBucket | None = None
 
     async def connect(self):
         await self.accept()
@@ -305,6 +343,17 @@ class OperatorConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.joined_group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
+        if not self.joined_group:
+            return
+        if self.frame_bucket is None:
+            self.frame_bucket = LocalBucket(settings.WS_FRAMES_PER_SECOND, settings.WS_FRAME_BURST)
+        wait = self.frame_bucket.take() if settings.WS_FRAMES_PER_SECOND > 0 else 0
+        if wait:
+            exc = rate_limited_error("Too many frames on this connection", wait, "connection_frames")
+            await self.send(
+                text_data=json.dumps({"type": "error", **events.error_fields(exc.code, exc.message, exc.details)})
+            )
+            return
         try:
             frame = parse_json(text_data or "")
         except InvalidJson:

@@ -38,6 +38,12 @@ draft_decisions = Counter(
     ["tool", "outcome"],
 )
 
+ws_rate_limited = Counter(
+    "agenthub_chat_rate_limited_total",
+    "Chat messages and frames refused by a limit (frame rate, message rate per connection or user, concurrent turns).",
+    ["reason"],
+)
+
 
 def tool_label(name: str) -> str:
     """A tool's label: built-in and Python tools are the platform's and keep

@@ -362,6 +362,17 @@ CHAT_HISTORY_MAX_MESSAGES = env.int("CHAT_HISTORY_MAX_MESSAGES", default=50)
 CHAT_REPLAY_MAX_EVENTS = env.int("CHAT_REPLAY_MAX_EVENTS", default=5000)
 CHAT_REPLAY_TTL_SECONDS = env.int("CHAT_REPLAY_TTL_SECONDS", default=3600)
 CHAT_TURN_TIMEOUT_SECONDS = env.int("CHAT_TURN_TIMEOUT_SECONDS", default=300)
+# Limits on chat traffic (agenthub.ratelimit). Websocket frames of any type, per
+# connection; websocket messages per connection; messages per user (or API key
+# or visitor) across all connections and processes (Redis); turns running at
+# once per user, on every surface (websocket, REST/SSE, /v1). 0 turns a limit off.
+WS_FRAMES_PER_SECOND = env.float("WS_FRAMES_PER_SECOND", default=10)
+WS_FRAME_BURST = env.int("WS_FRAME_BURST", default=30)
+WS_MESSAGES_PER_MINUTE_PER_CONNECTION = env.float("WS_MESSAGES_PER_MINUTE_PER_CONNECTION", default=20)
+WS_MESSAGE_BURST_PER_CONNECTION = env.int("WS_MESSAGE_BURST_PER_CONNECTION", default=5)
+CHAT_MESSAGES_PER_MINUTE_PER_USER = env.float("CHAT_MESSAGES_PER_MINUTE_PER_USER", default=60)
+CHAT_MESSAGE_BURST_PER_USER = env.int("CHAT_MESSAGE_BURST_PER_USER", default=10)
+CHAT_MAX_CONCURRENT_TURNS_PER_USER = env.int("CHAT_MAX_CONCURRENT_TURNS_PER_USER", default=4)
 
 # --- tools and drafts (agents.tools) ------------------------------------------------
 # Modules whose @tool functions are registered at start-up (the built-ins, plus yours).

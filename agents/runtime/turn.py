@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from agenthub import ratelimit
 from agenthub.db import db
 from agenthub.requestid import reset_request_id, set_request_id
 from agents import events, metrics
@@ -143,8 +144,12 @@ class TurnRunner:
         cached_history: list[dict] | None = None,
         request_id: str | None = None,
         caller=None,
+        slots_key: str | None = None,
     ):
         self.hub = hub
+        # The caller's concurrency slot (agenthub.ratelimit), held until the turn ends.
+        self.slots_key = slots_key
+        self.finishing = False
         self.caller = caller  # agents.services.chat.Caller: whose role the tools obey
         self.agent = agent
         self.conversation_id = conversation_id
@@ -184,6 +189,9 @@ class TurnRunner:
             await asyncio.sleep(LOCK_REFRESH_SECONDS)
             with contextlib.suppress(Exception):
                 await self.hub.store.refresh_turn(self.conversation_id, self.turn_id, LOCK_TTL_SECONDS)
+            if self.slots_key:
+                with contextlib.suppress(Exception):
+                    await ratelimit.slot_refresh(self.slots_key, self.turn_id, ttl=LOCK_TTL_SECONDS)
 
     async def _model_rounds(self, messages: list[ChatMessage], outcome: TurnOutcome, started: float) -> None:
         rounds_left = self.agent.max_tool_rounds
@@ -486,6 +494,9 @@ class TurnRunner:
             metrics.active_turns.dec()
             with contextlib.suppress(Exception):
                 await self.hub.store.release_turn(self.conversation_id, self.turn_id)
+            if self.slots_key:
+                with contextlib.suppress(Exception):
+                    await ratelimit.slot_release(self.slots_key, self.turn_id)
             reset_request_id(token)
         metrics.chat_requests.labels(status=outcome.status, **labels).inc()
         metrics.turn_duration.labels(**labels).observe(time.perf_counter() - started)
@@ -520,6 +531,10 @@ class TurnRunner:
             final_seq = self.seq + 2
         if outcome.error:
             self.emit(events.ERROR, **outcome.error)
+        self.finishing = True  # a message arriving now waits briefly for the lock instead of being busy
+        if self.slots_key:  # the caller may start another turn as soon as they see this one end
+            with contextlib.suppress(Exception):
+                await ratelimit.slot_release(self.slots_key, self.turn_id)
         self.emit(
             events.TURN_FINISHED,
             message_id=self.assistant_message_id,

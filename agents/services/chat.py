@@ -12,8 +12,10 @@ from django.conf import settings
 from django.db import IntegrityError
 
 from accounts.roles import Role, role_at_least
+from agenthub import ratelimit
 from agenthub.db import db
 from agenthub.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from agents import metrics
 from agents.models import Agent, AgentStatus, Conversation, ConversationStatus, Message, MessageRole
 from agents.runtime.context import AgentSnapshot
 from agents.runtime.hub import Subscription, get_hub
@@ -43,6 +45,48 @@ class Caller:
             user_id=str(tenant.user.pk) if tenant.user is not None else None,
             api_key_id=str(tenant.api_key.pk) if tenant.api_key is not None else None,
         )
+
+
+def caller_principal(caller: Caller) -> str:
+    """Whose turns these are, for per-principal limits: a user, an API key
+    (its own principal) or a widget visitor, within the organization."""
+    if caller.user_id:
+        who = f"user:{caller.user_id}"
+    elif caller.api_key_id:
+        who = f"key:{caller.api_key_id}"
+    else:
+        who = f"visitor:{caller.visitor_id}"
+    return f"{caller.organization_id}:{who}"
+
+
+def turn_slots_key(caller: Caller) -> str:
+    return f"turns:{caller_principal(caller)}"
+
+
+async def message_rate_check(*, caller: Caller) -> None:
+    """The per-principal message bucket shared by every connection and
+    process (Redis): ``rate_limited`` with a retry hint when it is empty."""
+    per_minute = settings.CHAT_MESSAGES_PER_MINUTE_PER_USER
+    if per_minute <= 0:
+        return
+    wait = await ratelimit.take(
+        ratelimit.Bucket(f"messages:{caller_principal(caller)}", per_minute / 60, settings.CHAT_MESSAGE_BURST_PER_USER)
+    )
+    if wait:
+        raise rate_limited_error("You are sending messages too fast", wait, "user")
+
+
+def rate_limited_error(what: str, wait: float, scope: str) -> ApplicationError:
+    retry_ms = max(1, int(wait * 1000 + 0.999))
+    metrics.ws_rate_limited.labels(reason=scope).inc()
+    error = ApplicationError(
+        f"{what}; retry in {retry_ms / 1000:.1f} s.",
+        code="rate_limited",
+        status_code=429,
+        details={"retry_after_ms": retry_ms, "scope": scope},
+    )
+    error.retry_after = max(1, int(wait + 0.999))
+    return error
 
 
 def caller_require_chat(caller: Caller) -> None:
@@ -277,7 +321,14 @@ BUSY_GRACE_SECONDS = 0.25
 async def _acquire_turn(hub, conversation_id: str, turn_id: str) -> bool:
     """The conversation's turn lock.  A turn releases its lock just after its
     ``turn.finished`` went out, so a client that answers at once may find it
-    still held for a moment: wait that moment before calling it busy."""
+    still held for a moment: wait that moment before calling it busy.  While
+    a turn of this process is still running (not finishing), a message is
+    refused at once: it never waits, so it can never run later."""
+    if await hub.store.try_acquire_turn(conversation_id, turn_id, LOCK_TTL_SECONDS):
+        return True
+    runner = hub.runner_for(conversation_id)
+    if runner is not None and not runner.finishing:
+        return False
     deadline = time.monotonic() + BUSY_GRACE_SECONDS
     while not await hub.store.try_acquire_turn(conversation_id, turn_id, LOCK_TTL_SECONDS):
         if time.monotonic() >= deadline:
@@ -337,6 +388,19 @@ async def _turn_start(
         raise ConflictError(
             "A turn is already running in this conversation; wait for turn.finished or send cancel.", code="busy"
         )
+    slots_key = turn_slots_key(caller) if caller is not None else None
+    limit = settings.CHAT_MAX_CONCURRENT_TURNS_PER_USER
+    if slots_key and not await ratelimit.slot_acquire(slots_key, turn_id, limit=limit, ttl=LOCK_TTL_SECONDS):
+        await hub.store.release_turn(conversation_id, turn_id)
+        metrics.ws_rate_limited.labels(reason="concurrent_turns").inc()
+        error = ApplicationError(
+            f"You already have {limit} turns running; wait for one to finish.",
+            code="too_many_turns",
+            status_code=429,
+            details={"limit": limit, "retry_after_ms": 1000},
+        )
+        error.retry_after = 1
+        raise error
     try:
         # The message is saved before the model is called; meanwhile Redis
         # says where the event numbering stands and what the recent history is.
@@ -348,6 +412,8 @@ async def _turn_start(
             last_seq = await db(_conversation_last_seq, conversation_id)
     except BaseException:
         await hub.store.release_turn(conversation_id, turn_id)
+        if slots_key:
+            await ratelimit.slot_release(slots_key, turn_id)
         raise
     runner = TurnRunner(
         hub=hub,
@@ -363,6 +429,7 @@ async def _turn_start(
         cached_history=history,
         request_id=request_id,
         caller=caller,
+        slots_key=slots_key,
     )
     task = asyncio.create_task(runner.run(), name=f"chat-turn-{turn_id}")
     hub.register_turn(conversation_id, task, runner)

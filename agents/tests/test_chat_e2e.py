@@ -325,3 +325,36 @@ def test_metrics_count_turns_of_every_process(setup):
     assert 'agent="support"' not in text
     assert "agenthub_chat_time_to_first_token_seconds_bucket" in text
     assert "agenthub_llm_tokens_total" in text
+
+
+async def test_a_flood_of_messages_runs_one_turn_and_every_other_frame_is_refused_at_once(setup):
+    """500 message frames sent at once: one turn runs; every other frame is
+    answered busy or rate_limited straight away, and none runs later."""
+    base = setup["a"]
+    auth = login(base)
+    async with websockets.connect(ws_url(base, auth)) as ws:
+        ready = json.loads(await ws.recv())
+        conversation_id = ready["conversation_id"]
+        long_turn = "tell me a story [[mock:tokens=60]] [[mock:token_delay_ms=10]]"
+        await asyncio.gather(
+            *(ws.send(json.dumps({"type": "message", "content": f"{long_turn} #{n}"})) for n in range(500))
+        )
+        frames = await receive_until(ws, "turn.finished", timeout=30)
+        # Everything the flood caused has been answered; nothing more starts.
+        with pytest.raises(TimeoutError):
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 2))
+                frames.append(frame)
+    errors = [f["code"] for f in frames if f["type"] == "error"]
+    assert len(errors) == 499
+    assert set(errors) <= {"busy", "rate_limited"}
+    assert "rate_limited" in errors
+    limited = next(f for f in frames if f["type"] == "error" and f["code"] == "rate_limited")
+    assert limited["details"]["retry_after_ms"] > 0
+    assert [f["type"] for f in frames].count("turn.started") == 1
+    assert [f["type"] for f in frames].count("turn.finished") == 1
+    users = await asyncio.to_thread(
+        lambda: Message.objects.filter(conversation_id=conversation_id, role="user").count()
+    )
+    assert users == 1
+    assert httpx.get(f"{base}/health/live").status_code == 200
