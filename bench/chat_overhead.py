@@ -68,6 +68,12 @@ def bench_env(args, mock_url: str) -> dict:
         "AGENTHUB_MODELS": "mock-model:128000",
         "THROTTLE_RATE_USER": "10000000/min",
         "THROTTLE_RATE_API_KEY": "10000000/min",
+        # The chat limits stay on (their checks are part of what is measured)
+        # but high enough for one bench user sending rounds back to back.
+        "WS_FRAMES_PER_SECOND": "1000000",
+        "WS_MESSAGES_PER_MINUTE_PER_CONNECTION": "100000000",
+        "CHAT_MESSAGES_PER_MINUTE_PER_USER": "100000000",
+        "CHAT_MAX_CONCURRENT_TURNS_PER_USER": "100000",
         "LOG_LEVEL": "WARNING",
         "LLM_MAX_RETRIES": "0",
         "PYTHONUNBUFFERED": "1",
