@@ -11,6 +11,7 @@ conversation on the ``openai`` channel.
 import json
 import time
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -29,7 +30,8 @@ from agenthub.requestid import get_request_id
 from agents import events
 from agents.chat_apis import EventStreamRenderer, event_stream_response, raise_for_turn_error
 from agents.models import Agent, AgentStatus, Channel, MessageStatus
-from agents.services.chat import Caller, chat_agent_resolve, conversation_open, turn_start
+from agents.runtime.context import check_prompt_fits
+from agents.services.chat import Caller, chat_agent_resolve, conversation_open, turn_start, validate_prompt
 from integrations.llm.types import ChatMessage
 
 ALLOWED_ROLES = ("system", "user", "assistant", "developer")
@@ -60,7 +62,9 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
     settings apply."""
 
     model = serializers.CharField(max_length=64, help_text="The agent's slug.")
-    messages = OpenAIMessageSerializer(many=True, allow_empty=False, max_length=500)
+    messages = OpenAIMessageSerializer(
+        many=True, allow_empty=False, help_text="At most CHAT_MAX_MESSAGES (500 by default) messages."
+    )
     stream = serializers.BooleanField(default=False)
     stream_options = serializers.DictField(required=False)
     user = serializers.CharField(required=False, max_length=200)
@@ -86,6 +90,18 @@ class ModelSerializer(serializers.Serializer):
 class ModelListSerializer(StrictSerializer):
     object = serializers.CharField()
     data = ModelSerializer(many=True)
+
+
+def _check_message_count(data) -> None:
+    """Before the messages are validated one by one: their number is capped."""
+    messages = data.get("messages") if isinstance(data, dict) else None
+    limit = settings.CHAT_MAX_MESSAGES
+    if isinstance(messages, list) and len(messages) > limit:
+        raise ApplicationError(
+            f"The request has {len(messages)} messages; at most {limit} are accepted. Send fewer messages.",
+            code="too_many_messages",
+            details={"param": "messages", "limit_messages": limit},
+        )
 
 
 def _history(messages: list[dict]) -> list[ChatMessage]:
@@ -114,12 +130,16 @@ class ChatCompletionsApi(AsyncAPIView):
         tags=["openai"],
     )
     async def post(self, request):
+        _check_message_count(request.data)
         serializer = ChatCompletionRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         history = _history(data["messages"])
         caller = Caller.from_tenant(tenant_for_request(request))
         agent = await chat_agent_resolve(organization_id=caller.organization_id, slug=data["model"])
+        # The whole prompt is checked before a conversation is opened for it.
+        validate_prompt(history[-1].content)
+        check_prompt_fits(agent, history)
         metadata = {"openai_user": data["user"]} if data.get("user") else {}
         info = await conversation_open(
             caller=caller, agent=agent, conversation_id=None, channel=Channel.OPENAI, metadata=metadata
