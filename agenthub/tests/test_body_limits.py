@@ -4,12 +4,6 @@ the lean chat one), in-process and through real servers (daphne, uvicorn)."""
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -17,7 +11,7 @@ from asgiref.sync import async_to_sync
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import ApiKey
-from agenthub.testing import ROOT, free_port, run_daphne, subprocess_env
+from agenthub.testing import run_daphne, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,42 +129,7 @@ def test_bad_content_length_is_400(settings):
 # --- real servers ----------------------------------------------------------------------------
 
 
-@contextmanager
-def run_uvicorn(*, env: dict, timeout: float = 30):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "agenthub.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {process.returncode}")
-            try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start in time")
-            time.sleep(0.1)
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-SERVERS = {"daphne": lambda env: run_daphne(env=env), "uvicorn": lambda env: run_uvicorn(env=env)}
+SERVERS = {"daphne": lambda env: run_daphne(env=env), "uvicorn": lambda env: run_daphne(env=env, server="uvicorn")}
 
 
 @pytest.mark.parametrize("server", sorted(SERVERS))
