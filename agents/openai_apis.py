@@ -115,7 +115,35 @@ def _history(messages: list[dict]) -> list[ChatMessage]:
     return history
 
 
-class ChatCompletionsApi(AsyncAPIView):
+# OpenAI's error ``type`` for each status (its clients read ``type`` and ``param``).
+OPENAI_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    429: "rate_limit_error",
+}
+
+
+class OpenAIErrorsMixin:
+    """Errors keep the project's shape (``code``, ``message``, ``details``,
+    ``request_id``) and gain OpenAI's ``type`` and ``param``, so the
+    official clients show them as they would OpenAI's."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        error = response.data.get("error") if isinstance(response.data, dict) else None
+        if isinstance(error, dict):
+            status_code = response.status_code
+            default = "server_error" if status_code >= 500 else "invalid_request_error"
+            error.setdefault("type", OPENAI_ERROR_TYPES.get(status_code, default))
+            details = error.get("details") if isinstance(error.get("details"), dict) else {}
+            fields = details.get("fields") if isinstance(details.get("fields"), dict) else {}
+            error.setdefault("param", details.get("param") or next(iter(fields), None))
+        return response
+
+
+class ChatCompletionsApi(OpenAIErrorsMixin, AsyncAPIView):
     permission_classes = [IsAuthenticated, HasOrganizationRole]
     write_role = Role.MEMBER
     renderer_classes = [JSONRenderer, EventStreamRenderer]
@@ -236,7 +264,7 @@ def _models_for(organization_id: str) -> list[dict]:
     ]
 
 
-class ModelsApi(AsyncAPIView):
+class ModelsApi(OpenAIErrorsMixin, AsyncAPIView):
     permission_classes = [IsAuthenticated, HasOrganizationRole]
     read_role = Role.MEMBER
 

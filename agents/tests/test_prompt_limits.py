@@ -34,6 +34,7 @@ def test_openai_messages_over_the_window_are_400_and_nothing_runs(org_a, mock_ag
     assert error["message"].startswith("The messages total 990000 characters (about 247632 tokens);")
     assert "the model mock-model accepts at most 128000 tokens" in error["message"]
     assert error["details"]["param"] == "messages"
+    assert (error["type"], error["param"]) == ("invalid_request_error", "messages")
     assert error["details"]["estimated_tokens"] == 33 * (30_000 // 4 + 4)
     system_tokens = len("You are helpful.") // 4 + 4
     assert error["details"]["limit_tokens"] == 128_000 - 1000 - system_tokens
@@ -83,7 +84,7 @@ def test_openai_message_count_is_capped(org_a, mock_agent, settings):
     assert _stored() == (0, 0)
 
 
-def test_openai_earlier_messages_count_towards_the_per_message_limit_of_the_last(org_a, mock_agent, settings):
+def test_openai_last_message_over_the_prompt_limit_opens_nothing(org_a, mock_agent, settings):
     settings.CHAT_MAX_PROMPT_CHARS = 100
     response = org_a.client("member").post(
         "/v1/chat/completions",
@@ -122,3 +123,25 @@ async def test_websocket_prompt_over_the_window_is_refused(org_a, settings):
     await ws.send_json_to({"type": "ping"})
     assert (await ws.receive_json_from(timeout=5))["type"] == "pong"
     await ws.disconnect()
+
+
+def test_the_openai_client_sees_the_refusal_as_openai_would(org_a, mock_agent):
+    import openai
+
+    from accounts.services import api_key_create
+    from agenthub.testing import run_daphne, subprocess_env
+
+    _, raw = api_key_create(organization=org_a.organization, name="sdk", actor_role="owner")
+    messages = [{"role": "user", "content": "x" * 30_000} for _ in range(33)]
+    env = subprocess_env(AGENTHUB_MODELS="offline:8192,mock-model:128000")
+    with run_daphne(env=env) as base:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key=raw, max_retries=0)
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model="support", messages=messages)
+    assert (refused.value.code, refused.value.param, refused.value.type) == (
+        "context_length_exceeded",
+        "messages",
+        "invalid_request_error",
+    )
+    assert "the model mock-model accepts at most 128000 tokens" in refused.value.message
+    assert _stored() == (0, 0)
