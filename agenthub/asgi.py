@@ -16,6 +16,7 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from accounts.channels_auth import WebsocketAuthMiddleware  # noqa: E402
+from agenthub.bodylimit import BodyLimitMiddleware  # noqa: E402
 from agenthub.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -60,7 +61,8 @@ def _allowed_origins():
 
 application = ProtocolTypeRouter(
     {
-        "http": http_router(django_asgi_app, LeanASGIHandler()),
+        # Bodies are held to API_MAX_BODY_BYTES here, before either Django stack reads them.
+        "http": BodyLimitMiddleware(http_router(django_asgi_app, LeanASGIHandler())),
         "websocket": BrowserOriginValidator(
             WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns)), _allowed_origins()
         ),

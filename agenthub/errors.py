@@ -141,6 +141,13 @@ def _wants_json(request) -> bool:
 
 
 def handler400(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):
+        # Django turns it into a 400 like any SuspiciousOperation; it is a 413.
+        if _wants_json(request):
+            return error_response("payload_too_large", "The request body is larger than this server accepts.", 413)
+        from django.http import HttpResponse
+
+        return HttpResponse("Request body too large.", status=413, content_type="text/plain")
     if _wants_json(request):
         return error_response("bad_request", "Malformed request.", 400)
     from django.views.defaults import bad_request

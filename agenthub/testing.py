@@ -39,12 +39,20 @@ def subprocess_env(**extra) -> dict:
 
 
 @contextmanager
-def run_daphne(*, env: dict | None = None, log_path: Path | None = None, timeout: float = 30):
-    """Starts daphne on a free port and yields its base URL once it serves."""
+def run_daphne(
+    *, env: dict | None = None, log_path: Path | None = None, timeout: float = 30, server: str = "agenthub.server"
+):
+    """Starts daphne on a free port, as production does (``agenthub.server``,
+    or ``server="daphne"`` for the plain one), and yields its base URL once
+    it serves."""
     port = free_port()
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    argv = [sys.executable, "-m", server, "-b", "127.0.0.1", "-p", str(port), "agenthub.asgi:application"]
+    if server == "uvicorn":
+        argv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--ws-max-size", str(1024 * 1024), "agenthub.asgi:application"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "agenthub.asgi:application"],
+        argv,
         cwd=ROOT,
         env=env or subprocess_env(),
         stdout=log,
@@ -56,14 +64,14 @@ def run_daphne(*, env: dict | None = None, log_path: Path | None = None, timeout
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {process.returncode}")
+                raise RuntimeError(f"{server} exited with {process.returncode}")
             try:
                 if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("daphne did not start in time")
+                raise RuntimeError(f"{server} did not start in time")
             time.sleep(0.1)
         yield base
     finally:

@@ -26,6 +26,7 @@ from agenthub.errors import ApplicationError
 from agenthub.requestid import get_request_id
 from agents import events
 from agents.models import Channel, Conversation, Message, MessageStatus
+from agents.runtime.context import check_prompt_fits
 from agents.runtime.hub import ReplayGap, get_hub
 from agents.services.chat import (
     Caller,
@@ -34,7 +35,9 @@ from agents.services.chat import (
     conversation_open,
     conversation_visible_to,
     turn_start,
+    validate_prompt,
 )
+from integrations.llm.types import ChatMessage
 
 SSE_KEEPALIVE_SECONDS = 15
 
@@ -245,6 +248,8 @@ class ChatApi(AsyncAPIView):
         data = serializer.validated_data
         caller = Caller.from_tenant(tenant_for_request(request))
         agent = await chat_agent_resolve(organization_id=caller.organization_id, slug=data["agent"])
+        # Checked before a conversation is opened for it (turn_start checks again).
+        check_prompt_fits(agent, [ChatMessage("user", validate_prompt(data["prompt"]))])
         session_id = str(data["session_id"]) if data.get("session_id") else None
         info = await conversation_open(
             caller=caller, agent=agent, conversation_id=session_id, channel=Channel.REST, metadata=data.get("metadata")

@@ -11,6 +11,7 @@ conversation on the ``openai`` channel.
 import json
 import time
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -29,7 +30,8 @@ from agenthub.requestid import get_request_id
 from agents import events
 from agents.chat_apis import EventStreamRenderer, event_stream_response, raise_for_turn_error
 from agents.models import Agent, AgentStatus, Channel, MessageStatus
-from agents.services.chat import Caller, chat_agent_resolve, conversation_open, turn_start
+from agents.runtime.context import check_prompt_fits
+from agents.services.chat import Caller, chat_agent_resolve, conversation_open, turn_start, validate_prompt
 from integrations.llm.types import ChatMessage
 
 ALLOWED_ROLES = ("system", "user", "assistant", "developer")
@@ -60,7 +62,9 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
     settings apply."""
 
     model = serializers.CharField(max_length=64, help_text="The agent's slug.")
-    messages = OpenAIMessageSerializer(many=True, allow_empty=False, max_length=500)
+    messages = OpenAIMessageSerializer(
+        many=True, allow_empty=False, help_text="At most CHAT_MAX_MESSAGES (500 by default) messages."
+    )
     stream = serializers.BooleanField(default=False)
     stream_options = serializers.DictField(required=False)
     user = serializers.CharField(required=False, max_length=200)
@@ -88,6 +92,18 @@ class ModelListSerializer(StrictSerializer):
     data = ModelSerializer(many=True)
 
 
+def _check_message_count(data) -> None:
+    """Before the messages are validated one by one: their number is capped."""
+    messages = data.get("messages") if isinstance(data, dict) else None
+    limit = settings.CHAT_MAX_MESSAGES
+    if isinstance(messages, list) and len(messages) > limit:
+        raise ApplicationError(
+            f"The request has {len(messages)} messages; at most {limit} are accepted. Send fewer messages.",
+            code="too_many_messages",
+            details={"param": "messages", "limit_messages": limit},
+        )
+
+
 def _history(messages: list[dict]) -> list[ChatMessage]:
     history = [ChatMessage("system" if m["role"] == "developer" else m["role"], m["content"]) for m in messages]
     if history[-1].role != "user" or not history[-1].content.strip():
@@ -99,7 +115,35 @@ def _history(messages: list[dict]) -> list[ChatMessage]:
     return history
 
 
-class ChatCompletionsApi(AsyncAPIView):
+# OpenAI's error ``type`` for each status (its clients read ``type`` and ``param``).
+OPENAI_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    429: "rate_limit_error",
+}
+
+
+class OpenAIErrorsMixin:
+    """Errors keep the project's shape (``code``, ``message``, ``details``,
+    ``request_id``) and gain OpenAI's ``type`` and ``param``, so the
+    official clients show them as they would OpenAI's."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        error = response.data.get("error") if isinstance(response.data, dict) else None
+        if isinstance(error, dict):
+            status_code = response.status_code
+            default = "server_error" if status_code >= 500 else "invalid_request_error"
+            error.setdefault("type", OPENAI_ERROR_TYPES.get(status_code, default))
+            details = error.get("details") if isinstance(error.get("details"), dict) else {}
+            fields = details.get("fields") if isinstance(details.get("fields"), dict) else {}
+            error.setdefault("param", details.get("param") or next(iter(fields), None))
+        return response
+
+
+class ChatCompletionsApi(OpenAIErrorsMixin, AsyncAPIView):
     permission_classes = [IsAuthenticated, HasOrganizationRole]
     write_role = Role.MEMBER
     renderer_classes = [JSONRenderer, EventStreamRenderer]
@@ -114,12 +158,16 @@ class ChatCompletionsApi(AsyncAPIView):
         tags=["openai"],
     )
     async def post(self, request):
+        _check_message_count(request.data)
         serializer = ChatCompletionRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         history = _history(data["messages"])
         caller = Caller.from_tenant(tenant_for_request(request))
         agent = await chat_agent_resolve(organization_id=caller.organization_id, slug=data["model"])
+        # The whole prompt is checked before a conversation is opened for it.
+        validate_prompt(history[-1].content)
+        check_prompt_fits(agent, history)
         metadata = {"openai_user": data["user"]} if data.get("user") else {}
         info = await conversation_open(
             caller=caller, agent=agent, conversation_id=None, channel=Channel.OPENAI, metadata=metadata
@@ -216,7 +264,7 @@ def _models_for(organization_id: str) -> list[dict]:
     ]
 
 
-class ModelsApi(AsyncAPIView):
+class ModelsApi(OpenAIErrorsMixin, AsyncAPIView):
     permission_classes = [IsAuthenticated, HasOrganizationRole]
     read_role = Role.MEMBER
 

@@ -358,6 +358,9 @@ LLM_OFFLINE_TOKEN_DELAY_MS = env.int("LLM_OFFLINE_TOKEN_DELAY_MS", default=25)
 # --- chat runtime (agents) ------------------------------------------------------------
 CONVERSATION_TTL_SECONDS = env.int("CONVERSATION_TTL_SECONDS", default=3600)
 CHAT_MAX_PROMPT_CHARS = env.int("CHAT_MAX_PROMPT_CHARS", default=32000)
+# The most messages one /v1/chat/completions request may send (the whole prompt must
+# also fit the agent's model context window).
+CHAT_MAX_MESSAGES = env.int("CHAT_MAX_MESSAGES", default=500)
 CHAT_HISTORY_MAX_MESSAGES = env.int("CHAT_HISTORY_MAX_MESSAGES", default=50)
 CHAT_REPLAY_MAX_EVENTS = env.int("CHAT_REPLAY_MAX_EVENTS", default=5000)
 CHAT_REPLAY_TTL_SECONDS = env.int("CHAT_REPLAY_TTL_SECONDS", default=3600)

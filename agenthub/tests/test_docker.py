@@ -146,10 +146,14 @@ def test_every_service_has_a_healthcheck_and_app_services_wait_for_healthy_depen
             assert condition == {"condition": "service_healthy"}, f"{name} -> {dependency}"
 
 
+# daphne through agenthub.server, which closes oversized websocket frames with 1009.
+SERVER_ARGV = ["python", "-m", "agenthub.server"]
+
+
 def test_web_runs_daphne_on_the_asgi_application_and_publishes_its_port():
     web = load_compose()["services"]["web"]
     argv = as_argv(web["command"])
-    assert argv[0] == "daphne"
+    assert argv[:3] == SERVER_ARGV
     assert argv[-1] == "agenthub.asgi:application" == f"{settings.ASGI_APPLICATION.rsplit('.', 1)[0]}:application"
     assert listens_on_every_interface(argv)
     port = option(argv, "-p", "--port")
@@ -246,7 +250,7 @@ def test_dockerfile_runs_as_a_non_root_user():
 
 def test_dockerfile_exposes_the_port_daphne_binds():
     cmd = exec_form(dockerfile("CMD")[-1])
-    assert cmd[0] == "daphne" and cmd[-1] == "agenthub.asgi:application"
+    assert cmd[:3] == SERVER_ARGV and cmd[-1] == "agenthub.asgi:application"
     port = option(cmd, "-p", "--port")
     exposed = {item.split("/")[0] for arguments in dockerfile("EXPOSE") for item in arguments.split()}
     assert port in exposed

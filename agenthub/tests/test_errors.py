@@ -112,7 +112,10 @@ DEEP = "[" * 1000 + "]" * 1000
 def test_deeply_nested_json_is_400_invalid_json(org_a, api_client, path, principal):
     client = org_a.client(principal) if principal else api_client
     response = client.post(path, DEEP, content_type="application/json")
-    assert_error_shape(response, 400, "invalid_json")
+    if path.startswith("/v1/"):  # OpenAI's error fields are added there (type, param)
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_json")
+    else:
+        assert_error_shape(response, 400, "invalid_json")
     assert "nested more than 64 levels" in response.json()["error"]["message"]
 
 

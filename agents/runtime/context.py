@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from agenthub.db import db
+from agenthub.errors import ApplicationError
 from agents.models import Message, MessageRole, MessageStatus
-from integrations.llm.types import ChatMessage, ToolCall
+from integrations.llm.router import model_info
+from integrations.llm.types import DEFAULT_CONTEXT_WINDOW, ChatMessage, ToolCall
 
 # A rough, conservative estimate: the model server reports real usage after
 # the call; before it, ~4 characters per token plus per-message overhead.
@@ -38,6 +40,44 @@ class AgentSnapshot:
 def estimate_tokens(message: ChatMessage) -> int:
     size = len(message.content) + sum(len(c.arguments) + len(c.name) for c in message.tool_calls)
     return size // CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS
+
+
+def context_window_of(model: str) -> int:
+    info = model_info(model)
+    return info.context_window if info else DEFAULT_CONTEXT_WINDOW
+
+
+def check_prompt_fits(agent: AgentSnapshot, messages: list[ChatMessage]) -> None:
+    """Refuses, before anything is stored or sent, messages that cannot fit
+    the agent's model: with the agent's system prompt and the tokens kept
+    for the answer they must stay within its context window (estimated as
+    :func:`fit_to_window` does).  Earlier history a server keeps is trimmed
+    to fit; messages a client sends are the prompt it asked for, so they are
+    refused whole (as OpenAI does), not cut."""
+    window = context_window_of(agent.model)
+    system = estimate_tokens(ChatMessage("system", agent.system_prompt)) if agent.system_prompt else 0
+    reserve = agent.max_output_tokens
+    allowed = window - reserve - system
+    tokens = sum(estimate_tokens(m) for m in messages)
+    if tokens <= allowed:
+        return
+    chars = sum(len(m.content) for m in messages)
+    subject = "The messages total" if len(messages) > 1 else "The message is"
+    raise ApplicationError(
+        f"{subject} {chars} characters (about {tokens} tokens); the model {agent.model} accepts at most "
+        f"{window} tokens, of which {reserve} are kept for the answer and {system} hold the agent's instructions, "
+        f"leaving {max(allowed, 0)} tokens (about {max(allowed, 0) * CHARS_PER_TOKEN} characters). "
+        "Send fewer or shorter messages.",
+        code="context_length_exceeded",
+        details={
+            "param": "messages",
+            "total_chars": chars,
+            "estimated_tokens": tokens,
+            "limit_tokens": max(allowed, 0),
+            "context_window_tokens": window,
+            "model": agent.model,
+        },
+    )
 
 
 def history_entry(message: ChatMessage) -> dict:

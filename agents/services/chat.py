@@ -17,7 +17,7 @@ from agenthub.db import db
 from agenthub.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from agents import metrics
 from agents.models import Agent, AgentStatus, Conversation, ConversationStatus, Message, MessageRole
-from agents.runtime.context import AgentSnapshot
+from agents.runtime.context import AgentSnapshot, check_prompt_fits
 from agents.runtime.hub import Subscription, get_hub
 from agents.runtime.turn import LOCK_TTL_SECONDS, TurnRunner
 from integrations.llm.types import ChatMessage
@@ -359,6 +359,7 @@ async def turn_start(
     turn starts so that none is missed (close it when done)."""
     caller_require_chat(caller)
     content = validate_prompt(content)
+    check_prompt_fits(agent, history_override or [ChatMessage("user", content)])
     client_msg_id = validate_client_msg_id(client_msg_id)
     hub = get_hub()
     subscription = await hub.subscribe(conversation_id) if subscribe else None
