@@ -1,5 +1,6 @@
-"""OpenAPI description of the API key authenticator (loaded in AppConfig.ready)."""
+"""OpenAPI descriptions of the authenticators (loaded in AppConfig.ready)."""
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -13,3 +14,9 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An organization API key (`ahk_...`) as a bearer token, or in the `X-API-Key` header.",
         }
+
+
+class RevocableJWTScheme(SimpleJWTScheme):
+    """simplejwt's description, for its subclass that refuses logged-out tokens."""
+
+    target_class = "accounts.authentication.JWTAuthentication"
