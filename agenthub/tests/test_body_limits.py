@@ -95,6 +95,16 @@ def test_chunked_body_under_the_limit_reaches_the_view(org_a, settings):
     assert list(ApiKey.objects.values_list("name", flat=True)) == ["chunked key"]
 
 
+def test_chunked_body_under_the_limit_reaches_the_lean_stack(org_a, settings):
+    settings.API_MAX_BODY_BYTES = LIMIT
+    payload = json.dumps({"model": "no-such-agent", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    status, body, _ = call_asgi(
+        "/v1/chat/completions", _chunked(payload, 7), [(b"authorization", f"Bearer {_token(org_a)}".encode())]
+    )
+    # The fields were read: the agent is looked up, not reported missing.
+    assert (status, body["error"]["code"]) == (404, "agent_not_found"), body
+
+
 def test_content_length_over_the_limit_is_413_unread(org_a, settings):
     settings.API_MAX_BODY_BYTES = LIMIT
     payload = json.dumps({"name": "x" * 5000}).encode()
