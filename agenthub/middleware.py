@@ -14,7 +14,9 @@ from agenthub.errors import error_response
 
 class BodySizeLimitMiddleware:
     """Refuses bodies above ``API_MAX_BODY_BYTES`` with 413 before any view
-    reads them, in the API's error shape."""
+    reads them, in the API's error shape.  Under ASGI
+    :mod:`agenthub.bodylimit` already did, for chunked bodies too; this
+    covers WSGI and the test client (it sees only ``Content-Length``)."""
 
     sync_capable = True
     async_capable = True

@@ -1,4 +1,5 @@
 """AgentHub's ASGI server: daphne, with its command line unchanged, that
+refuses request bodies over ``API_MAX_BODY_BYTES`` while they arrive, and
 closes a websocket breaking the transport limits with a close frame.
 
 daphne holds websocket frames and messages to 1 MiB
@@ -15,19 +16,89 @@ Run it as daphne::
     python -m agenthub.server -b 0.0.0.0 -p 8000 agenthub.asgi:application
 """
 
+import json
+
 from daphne.cli import CommandLineInterface
+from daphne.http_protocol import WebRequest
 from daphne.server import Server
+
+
+class BodyLimitedRequest(WebRequest):
+    """daphne hands a request to the application only once twisted has
+    received the whole body (into a temporary file, without a limit).  This
+    request refuses a body past ``API_MAX_BODY_BYTES`` while it arrives: at
+    once for a ``Content-Length`` over the limit, at the limit for a chunked
+    body, with 413 in the API's error shape, and closes the connection.
+    (:mod:`agenthub.bodylimit` does the same at the ASGI layer for any
+    server.)"""
+
+    def gotLength(self, length):
+        self._body_received = 0
+        self._body_refused = False
+        if length is not None and length > self._body_limit():
+            self._refuse_body()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self._body_refused:
+            return
+        self._body_received += len(data)
+        if self._body_received > self._body_limit():
+            self._refuse_body()
+            return
+        super().handleContentChunk(data)
+
+    @staticmethod
+    def _body_limit() -> int:
+        from django.conf import settings  # set up by the time requests arrive
+
+        return settings.API_MAX_BODY_BYTES
+
+    def _refuse_body(self):
+        from agenthub.bodylimit import too_large_message
+        from agenthub.errors import error_body
+        from agenthub.requestid import clean_request_id, reset_request_id, set_request_id
+
+        self._body_refused = True
+        limit = self._body_limit()
+        raw_id = (self.requestHeaders.getRawHeaders(b"x-request-id") or [b""])[0]
+        request_id = clean_request_id(raw_id.decode("latin-1"))
+        token = set_request_id(request_id)
+        try:
+            body = error_body("payload_too_large", too_large_message(limit), {"limit_bytes": limit})
+        finally:
+            reset_request_id(token)
+        payload = json.dumps(body).encode()
+        head = (
+            "HTTP/1.1 413 Request Entity Too Large\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n"
+            f"X-Request-ID: {request_id}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        self.channel.transport.write(head.encode("latin-1") + payload)
+        self.channel.transport.loseConnection()
 
 
 class AgentHubServer(Server):
     def __init__(self, *args, ready_callable=None, **kwargs):
-        super().__init__(*args, ready_callable=self._configure_websockets, **kwargs)
+        super().__init__(*args, ready_callable=self._configure, **kwargs)
         self._then_ready = ready_callable
 
-    def _configure_websockets(self):
-        # Called by Server.run once the websocket factory exists, before the
-        # reactor accepts any connection.
+    def _configure(self):
+        # Called by Server.run once both factories exist, before the reactor
+        # accepts any connection.
         self.ws_factory.setProtocolOptions(failByDrop=False)
+        build = self.http_factory.buildProtocol
+
+        def build_protocol(addr):
+            protocol = build(addr)
+            if protocol is not None:
+                protocol.requestFactory = BodyLimitedRequest
+            return protocol
+
+        self.http_factory.buildProtocol = build_protocol
         if self._then_ready is not None:
             self._then_ready()
 

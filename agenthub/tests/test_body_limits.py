@@ -4,6 +4,7 @@ the lean chat one), in-process and through real servers (daphne, uvicorn)."""
 
 import asyncio
 import json
+import socket
 
 import httpx
 import pytest
@@ -95,6 +96,16 @@ def test_chunked_body_under_the_limit_reaches_the_view(org_a, settings):
     assert list(ApiKey.objects.values_list("name", flat=True)) == ["chunked key"]
 
 
+def test_chunked_body_under_the_limit_reaches_the_lean_stack(org_a, settings):
+    settings.API_MAX_BODY_BYTES = LIMIT
+    payload = json.dumps({"model": "no-such-agent", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    status, body, _ = call_asgi(
+        "/v1/chat/completions", _chunked(payload, 7), [(b"authorization", f"Bearer {_token(org_a)}".encode())]
+    )
+    # The fields were read: the agent is looked up, not reported missing.
+    assert (status, body["error"]["code"]) == (404, "agent_not_found"), body
+
+
 def test_content_length_over_the_limit_is_413_unread(org_a, settings):
     settings.API_MAX_BODY_BYTES = LIMIT
     payload = json.dumps({"name": "x" * 5000}).encode()
@@ -173,3 +184,38 @@ def test_request_data_too_big_is_413_not_400(rf):
     assert (api.status_code, json.loads(api.content)["error"]["code"]) == (413, "payload_too_large")
     assert handler400(rf.post("/admin/login/"), RequestDataTooBig("too big")).status_code == 413
     assert handler400(rf.post("/api/v1/api-keys"), None).status_code == 400
+
+
+def _raw_exchange(base: str, head: bytes, body_part: bytes) -> bytes:
+    """Sends the head and part of a body, leaves the rest unsent, and
+    returns what the server answers meanwhile."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + body_part)
+        received = b""
+        while b"\r\n\r\n" not in received or not received.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def test_daphne_refuses_a_body_while_it_arrives(org_a):
+    """The rest of the body is never sent: the answer comes at the limit, not
+    after the whole body (daphne alone would wait for all of it)."""
+    head = b"POST /api/v1/api-keys HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    with run_daphne(env=subprocess_env(API_MAX_BODY_BYTES=LIMIT)) as base:
+        declared = _raw_exchange(base, head + b"Content-Length: 50000000\r\n\r\n", b"{")
+        chunk = b"x" * (LIMIT + 1)
+        chunked = _raw_exchange(
+            base, head + b"Transfer-Encoding: chunked\r\n\r\n", b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        )
+        assert httpx.get(f"{base}/health/live").status_code == 200
+    for answer in (declared, chunked):
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 413 Request Entity Too Large", answer[:200]
+        body = json.loads(rest.partition(b"\r\n\r\n")[2])
+        assert body["error"]["code"] == "payload_too_large"
+        assert body["error"]["details"] == {"limit_bytes": LIMIT}
+    assert ApiKey.objects.count() == 0
