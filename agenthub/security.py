@@ -72,12 +72,31 @@ def secret_key_problem(key: str, root: Path) -> str | None:
     return None
 
 
+def encryption_key_problem(keys: str, root: Path) -> str | None:
+    """Why the ``FIELD_ENCRYPTION_KEY`` value must not encrypt credentials,
+    or None (unset is fine: the key is then derived from ``SECRET_KEY``)."""
+    for key in (part.strip() for part in keys.split(",")):
+        if key and find_key_in_repository(key, root) is not None:
+            return (
+                "FIELD_ENCRYPTION_KEY is written in the repository, so anyone can decrypt the stored credentials; "
+                "generate one with python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
+            )
+    return None
+
+
 @checks.register(checks.Tags.security, deploy=True)
 def check_secret_key(app_configs=None, **kwargs):
     from django.conf import settings
 
-    problem = secret_key_problem(settings.SECRET_KEY, Path(settings.BASE_DIR))
-    return [checks.Error(problem, id="agenthub.E001")] if problem else []
+    root = Path(settings.BASE_DIR)
+    errors = []
+    problem = secret_key_problem(settings.SECRET_KEY, root)
+    if problem:
+        errors.append(checks.Error(problem, id="agenthub.E001"))
+    problem = encryption_key_problem(settings.FIELD_ENCRYPTION_KEY, root)
+    if problem:
+        errors.append(checks.Error(problem, id="agenthub.E002"))
+    return errors
 
 
 @checks.register(checks.Tags.security, deploy=True)

@@ -6,15 +6,15 @@ Differs from development only by environment values; ``manage.py check
 
 from django.core.exceptions import ImproperlyConfigured
 
-from agenthub.security import secret_key_problem
+from agenthub.security import encryption_key_problem, secret_key_problem
 
 from .base import *
-from .base import BASE_DIR, SECRET_KEY, env
+from .base import BASE_DIR, FIELD_ENCRYPTION_KEY, SECRET_KEY, env
 
 DEBUG = False
 # A development key, a key written anywhere in the repository, or a weak one
 # would let anyone forge tokens: refuse to start.
-_problem = secret_key_problem(SECRET_KEY, BASE_DIR)
+_problem = secret_key_problem(SECRET_KEY, BASE_DIR) or encryption_key_problem(FIELD_ENCRYPTION_KEY, BASE_DIR)
 if _problem:
     raise ImproperlyConfigured(_problem)
 

@@ -116,3 +116,13 @@ def test_production_refuses_a_missing_secret_key():
     result = run_check({"SECRET_KEY": ""})
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+# A Fernet key written here: public, so production refuses it.
+DOCUMENTED_FERNET_KEY = "q3Y2bW9ja2Zlcm5ldGtleS1ub3QtcmVhbC0wMTIzNDU="
+
+
+def test_production_refuses_an_encryption_key_found_in_the_repository():
+    result = run_check({"SECRET_KEY": random_key(), "FIELD_ENCRYPTION_KEY": f"{DOCUMENTED_FERNET_KEY}"})
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEY is written in the repository" in result.stderr
