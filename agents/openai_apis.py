@@ -174,6 +174,9 @@ class ChatCompletionsApi(AsyncAPIView):
 
         outcome = await asyncio.shield(handle.task)
         raise_for_turn_error(outcome)
+        # Without "stream", the answer is a JSON chat.completion whatever the
+        # Accept header: the event-stream renderer only writes error frames.
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
         return Response(
             {
                 "id": completion_id,

@@ -91,3 +91,19 @@ def test_format_query_does_not_render_an_answer_as_an_sse_error(org_a, path, bod
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("application/json")
     assert not response.content.startswith(b"event:")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_openai_completion_without_stream_is_json_even_when_sse_is_accepted(org_a):
+    """``Accept: text/event-stream`` without ``"stream": true`` used to get a
+    200 whose body was the completion wrapped in an ``event: error`` frame."""
+    make_live_agent(org_a.organization)
+    response = org_a.client("member").post(
+        "/v1/chat/completions",
+        {"model": "helper", "messages": [{"role": "user", "content": "hello"}]},
+        format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["object"] == "chat.completion"

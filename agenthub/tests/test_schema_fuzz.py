@@ -22,6 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -36,7 +37,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 # Examples per operation: enough to reach the validation and not-found paths
 # of every handler, few enough that the whole run stays well under two
 # minutes on two cores.
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 15
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -84,6 +85,9 @@ def fuzz_org():
     )
     spare_key, _ = api_key_create(organization=organization, name="fuzz-spare-key", actor_role="owner")
     agent = published_agent(organization, user=owner, slug="fuzz-agent", name="Fuzz agent")
+    # The agent of the happy-path chats: its id is never offered, so the
+    # fuzzer cannot delete or disable it first.
+    published_agent(organization, user=owner, slug="fuzz-chat", name="Fuzz chat", model="offline")
     conversation = Conversation.objects.create(
         organization=organization,
         agent=agent,
@@ -112,16 +116,41 @@ def _real_ids(ids: dict[str, list[str]], path: str) -> list[str]:
     return []
 
 
+def _accept_variants(operation) -> list[dict]:
+    """The ``Accept`` headers worth sending: each non-JSON media type a
+    success of the operation is documented with (event streams, YAML)."""
+    variants = [{}]
+    for response in operation.definition.raw.get("responses", {}).values():
+        for media_type in (response.get("content") or {}) if isinstance(response, dict) else ():
+            if media_type != "application/json" and {"Accept": media_type} not in variants:
+                variants.append({"Accept": media_type})
+    return variants
+
+
+# Valid bodies that reach the happy path of operations whose generated bodies
+# almost never name a real object (the agent's slug): answers and streams
+# are validated too, not only errors.  Sent once per documented Accept.
+REAL_BODIES = {
+    "POST /api/v1/chat": [{"agent": "fuzz-chat", "prompt": "hello"}],
+    "POST /v1/chat/completions": [
+        {"model": "fuzz-chat", "messages": [{"role": "user", "content": "hello"}]},
+        {"model": "fuzz-chat", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+    ],
+}
+
+
 def _strategy(operation, *, ids, headers):
-    """Cases for one operation; a path id is a random UUID or a real one."""
+    """Cases for one operation, valid and invalid; a path id is a random
+    UUID or a real one; each documented ``Accept`` is tried."""
+    path_ids = [None]
+    if "{id}" in operation.path:
+        path_ids = [str(uuid.uuid4()), *_real_ids(ids, operation.path)]
     strategies = []
-    has_id = "{id}" in operation.path
-    if has_id:
-        strategies.append(operation.as_strategy(headers=headers, path_parameters={"id": str(uuid.uuid4())}))
-        for value in _real_ids(ids, operation.path):
-            strategies.append(operation.as_strategy(headers=headers, path_parameters={"id": value}))
-    else:
-        strategies.append(operation.as_strategy(headers=headers))
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        for accept in _accept_variants(operation):
+            for value in path_ids:
+                kwargs = {"path_parameters": {"id": value}} if value else {}
+                strategies.append(operation.as_strategy(generation_mode=mode, headers={**headers, **accept}, **kwargs))
     return st.one_of(strategies)
 
 
@@ -149,6 +178,17 @@ def _fuzz_operation(operation, *, base, ids, headers) -> str | None:
             failures.append(f"{type(exc).__name__}: {exc}")
 
     run()
+    # The happy paths, always sent (generation rarely names a real agent).
+    for body in REAL_BODIES.get(_operation_key(operation), []):
+        for accept in _accept_variants(operation):
+            case = operation.Case(headers={**headers, **accept}, body=body, media_type="application/json")
+            try:
+                response = case.call_and_validate(base_url=base, checks=CHECKS, timeout=20)
+            except (Exception, BaseExceptionGroup) as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+                continue
+            if response.status_code != 200:
+                failures.append(f"{body} with {accept}: {response.status_code} {response.text[:500]}")
     return failures[0] if failures else None
 
 
@@ -169,6 +209,9 @@ def test_every_operation_survives_bounded_fuzzing(fuzz_org, tmp_path):
         assert set(EXCLUDED) <= keys, "an excluded operation is no longer in the schema"
         assert len(operations) >= 50
         assert any(key.startswith("POST /v1/") for key in keys)
+        by_key = {_operation_key(operation): operation for operation in operations}
+        assert {"Accept": "text/event-stream"} in _accept_variants(by_key["POST /api/v1/chat"])
+        assert {"Accept": "application/yaml"} in _accept_variants(by_key["GET /api/v1/agents/{id}/export"])
 
         headers = {"Authorization": f"Bearer {fuzz_org['raw_key']}"}
         found: dict[str, str] = {}
