@@ -120,7 +120,12 @@ class MemberUpdateSerializer(StrictSerializer):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="Who created the key (null: a key or a script).",
+    )
     is_active = serializers.SerializerMethodField()
 
     class Meta:

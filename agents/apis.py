@@ -110,6 +110,70 @@ class AgentFilter(django_filters.FilterSet):
 AGENT_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The agent's id.")
 _ERROR = {"$ref": "#/components/schemas/Error"}  # added by agenthub.api.schema
 SLUG_TAKEN = OpenApiResponse(_ERROR, description="Another agent of the organization has this slug (slug_taken).")
+_TOOL_GRANT_DOCUMENT = {
+    "oneOf": [
+        {"type": "string", "description": "A tool's name: granted with the tool's own rules."},
+        {
+            "type": "object",
+            "required": ["tool"],
+            "properties": {
+                "tool": {"type": "string"},
+                "min_role": {"type": "string"},
+                "requires_approval": {"type": "boolean"},
+            },
+        },
+    ]
+}
+# The YAML document of ``agents.yaml_io.agent_export_data`` (schema only).
+AGENT_DOCUMENT = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"type": "string", "enum": ["agenthub/v1"]},
+        "kind": {"type": "string", "enum": ["Agent"]},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "slug", "description", "industry"],
+            "properties": {
+                "name": {"type": "string"},
+                "slug": {"type": "string"},
+                "description": {"type": "string"},
+                "industry": {"type": "string"},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": [
+                "system_prompt",
+                "model",
+                "fallback_models",
+                "temperature",
+                "max_output_tokens",
+                "max_tool_rounds",
+                "tools",
+            ],
+            "properties": {
+                "system_prompt": {"type": "string"},
+                "model": {"type": "string"},
+                "fallback_models": {"type": "array", "items": {"type": "string"}},
+                "temperature": {"type": "number"},
+                "max_output_tokens": {"type": "integer"},
+                "max_tool_rounds": {"type": "integer"},
+                "tools": {"type": "array", "items": _TOOL_GRANT_DOCUMENT},
+            },
+        },
+        "version": {
+            "type": "object",
+            "description": "Informational: the published version exported (absent for unpublished changes).",
+            "required": ["number", "published_at", "note"],
+            "properties": {
+                "number": {"type": "integer"},
+                "published_at": {"type": "string", "format": "date-time"},
+                "note": {"type": "string"},
+            },
+        },
+    },
+}
 
 
 @extend_schema_view(
@@ -305,7 +369,14 @@ class AgentViewSet(TenantScopedMixin, mixins.ListModelMixin, viewsets.GenericVie
             OpenApiParameter("version", OpenApiTypes.INT, description="A version number to export instead."),
             OpenApiParameter("format", exclude=True),
         ],
-        responses={(200, "application/yaml"): OpenApiTypes.STR},
+        responses={
+            (200, "application/yaml"): OpenApiResponse(
+                AGENT_DOCUMENT,
+                description="The agent as a YAML document (`Content-Type: application/yaml; charset=utf-8`, "
+                "`Content-Disposition: attachment`), whatever the `Accept` header. Errors are JSON, or YAML "
+                "with `Accept: application/yaml`.",
+            )
+        },
     )
     @action(detail=True, methods=["get"], filter_backends=[], renderer_classes=[JSONRenderer, YAMLRenderer])
     def export(self, request, pk=None):

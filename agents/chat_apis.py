@@ -4,6 +4,7 @@ history and resumable event streams."""
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.db.models import Count
@@ -11,6 +12,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -52,6 +54,44 @@ class EventStreamRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return f"event: error\ndata: {json.dumps(data)}\n\n".encode()
+
+
+class AcceptHeaderNegotiation(DefaultContentNegotiation):
+    """JSON or an event stream is chosen by the ``Accept`` header (and, for
+    ``/v1/chat/completions``, by the body's ``stream``), never by ``?format=``:
+    with the override, a JSON answer was rendered as an SSE ``error`` event."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
+
+
+NO_FORMAT_PARAMETER = OpenApiParameter("format", exclude=True)
+
+SSE_DESCRIPTION = (
+    "A `text/event-stream` of the turn's events, one frame per event, separated by a blank line:\n\n"
+    '```\nid: 7\nevent: token\ndata: {"type": "token", "seq": 7, "conversation_id": "...", '
+    '"delta": "Hel"}\n\n```\n\n'
+    "`id:` is the event's sequence number in the session's replay log (send it back as `Last-Event-ID`, or as "
+    "`?after=`, to `GET /api/v1/sessions/{id}/events` to resume), `event:` its type (`conversation.ready`, "
+    "`turn.started`, `token`, `tool.started`, `tool.finished`, `draft.created`, `draft.updated`, "
+    "`turn.finished`, `error`) and `data:` the event as one line of JSON. Lines starting with `:` are "
+    "keep-alive comments. An `error` event without `id:` (code `replay_incomplete`) says the replay log no "
+    "longer holds what you missed: reload the history. The stream ends after `turn.finished`."
+)
+SSE_ERROR_DESCRIPTION = (
+    "With `Accept: text/event-stream`, an error found before the stream starts is one frame "
+    "`event: error` whose `data:` line is the JSON error object (see the `Error` schema), with the HTTP status."
+)
+# Open API 3.0/3.1 describe an event stream by the schema of one event: its
+# `id:`, `event:` (absent means "message") and `data:` lines.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's sequence number (`seq`)."},
+        "event": {"type": "string", "description": "The event's type, as in its `data`."},
+        "data": {"type": "string", "contentMediaType": "application/json", "description": "The event as JSON."},
+    },
+}
 
 
 def sse_frame(event_id: int | None, event_type: str, text: str) -> str:
@@ -229,13 +269,17 @@ class ChatApi(AsyncAPIView):
     permission_classes = [IsAuthenticated, HasOrganizationRole]
     write_role = Role.MEMBER
     renderer_classes = [JSONRenderer, EventStreamRenderer]
+    content_negotiation_class = AcceptHeaderNegotiation
 
     @extend_schema(
         request=ChatRequestSerializer,
+        parameters=[NO_FORMAT_PARAMETER],
+        description="Answers JSON once the turn is over; with `Accept: text/event-stream`, streams the turn's "
+        "events as they happen.\n\n" + SSE_DESCRIPTION + "\n\n" + SSE_ERROR_DESCRIPTION,
         responses={
-            200: OpenApiResponse(
-                ChatResponseSerializer,
-                description="The answer; with `Accept: text/event-stream`, the turn's events as SSE (`id:` = seq).",
+            (200, "application/json"): OpenApiResponse(ChatResponseSerializer, description="The answer."),
+            (200, "text/event-stream"): OpenApiResponse(
+                SSE_EVENT, description="With `Accept: text/event-stream`: the turn's events. " + SSE_DESCRIPTION
             ),
             409: OpenApiResponse(description="busy, duplicate_message or agent_unavailable"),
             502: OpenApiResponse(description="The model failed; the user's message is kept."),
@@ -422,14 +466,21 @@ class SessionEventsApi(AsyncAPIView):
     permission_classes = [IsAuthenticated, HasOrganizationRole]
     read_role = Role.MEMBER
     renderer_classes = [EventStreamRenderer, JSONRenderer]
+    content_negotiation_class = AcceptHeaderNegotiation
 
     @extend_schema(
         summary="Resume a session's event stream (SSE)",
+        description="The events after `Last-Event-ID` (or `?after=`) from the replay log, then the live stream "
+        "until the running turn finishes (at once when no turn is running).\n\n"
+        + SSE_DESCRIPTION
+        + "\n\nErrors are one `event: error` frame (the JSON error object as `data:`) unless you accept "
+        "`application/json` only.",
         parameters=[
+            NO_FORMAT_PARAMETER,
             OpenApiParameter("after", OpenApiTypes.INT, required=False, description="Last sequence number you have."),
             OpenApiParameter("Last-Event-ID", OpenApiTypes.INT, OpenApiParameter.HEADER, required=False),
         ],
-        responses={200: OpenApiResponse(OpenApiTypes.STR, description="text/event-stream")},
+        responses={(200, "text/event-stream"): OpenApiResponse(SSE_EVENT, description=SSE_DESCRIPTION)},
     )
     async def get(self, request, pk):
         raw = request.META.get("HTTP_LAST_EVENT_ID") or request.query_params.get("after") or "0"

@@ -28,7 +28,14 @@ from agenthub.db import db
 from agenthub.errors import ApplicationError
 from agenthub.requestid import get_request_id
 from agents import events
-from agents.chat_apis import EventStreamRenderer, event_stream_response, raise_for_turn_error
+from agents.chat_apis import (
+    NO_FORMAT_PARAMETER,
+    SSE_ERROR_DESCRIPTION,
+    AcceptHeaderNegotiation,
+    EventStreamRenderer,
+    event_stream_response,
+    raise_for_turn_error,
+)
 from agents.models import Agent, AgentStatus, Channel, MessageStatus
 from agents.runtime.context import check_prompt_fits
 from agents.services.chat import Caller, chat_agent_resolve, conversation_open, turn_start, validate_prompt
@@ -147,11 +154,33 @@ class ChatCompletionsApi(OpenAIErrorsMixin, AsyncAPIView):
     permission_classes = [IsAuthenticated, HasOrganizationRole]
     write_role = Role.MEMBER
     renderer_classes = [JSONRenderer, EventStreamRenderer]
+    content_negotiation_class = AcceptHeaderNegotiation
 
     @extend_schema(
         request=ChatCompletionRequestSerializer,
+        parameters=[NO_FORMAT_PARAMETER],
+        description='As OpenAI\'s endpoint: a `chat.completion` object, or with `"stream": true` a '
+        "`text/event-stream`.\n\n" + SSE_ERROR_DESCRIPTION,
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="chat.completion, or chat.completion.chunk SSE"),
+            (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="A `chat.completion`."),
+            (200, "text/event-stream"): OpenApiResponse(
+                {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": ["message"], "description": "No `event:` line."},
+                        "data": {
+                            "type": "string",
+                            "description": 'A `chat.completion.chunk` as JSON, `{"error": ...}`, or `[DONE]`.',
+                        },
+                    },
+                },
+                description='With `"stream": true`: one `data: {chat.completion.chunk}` line per frame (the '
+                "role first, then content deltas, then a chunk with `finish_reason`, then with "
+                "`stream_options.include_usage` a chunk with `usage` and no choices), ended by `data: [DONE]`. "
+                'A failure during the stream is a frame `data: {"error": {message, type, code}}`; '
+                "frames carry no `id:` or `event:` lines.",
+            ),
             502: OpenApiResponse(description="The model failed."),
         },
         summary="OpenAI-compatible chat completions (model = agent slug)",
@@ -193,6 +222,9 @@ class ChatCompletionsApi(OpenAIErrorsMixin, AsyncAPIView):
 
         outcome = await asyncio.shield(handle.task)
         raise_for_turn_error(outcome)
+        # Without "stream", the answer is a JSON chat.completion whatever the
+        # Accept header: the event-stream renderer only writes error frames.
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
         return Response(
             {
                 "id": completion_id,

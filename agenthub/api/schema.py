@@ -17,6 +17,18 @@ ERROR_COMPONENT = {
     },
 }
 
+# One event of a text/event-stream (Open API 3.0/3.1 describe a stream by
+# the schema of one event): `event: error` and a `data:` line holding the
+# JSON error object (see Error).
+SSE_ERROR = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["error"]},
+        "data": {"type": "string", "contentMediaType": "application/json", "description": "The Error object."},
+    },
+}
+
 _ERRORS = {
     "400": "Invalid input (see error.details.fields).",
     "401": "Missing or invalid credentials.",
@@ -33,10 +45,31 @@ def add_error_responses(result, generator, request, public):
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
+            # An endpoint that answers YAML renders its errors as YAML too
+            # when the client asks for it (agents.apis.YAMLRenderer).
+            answers_yaml = any(
+                "application/yaml" in (response.get("content") or {})
+                for status, response in responses.items()
+                if str(status).startswith("2")
+            )
+            # An endpoint that can stream renders an error found before the
+            # stream starts as one SSE frame (agents.chat_apis.EventStreamRenderer).
+            answers_sse = any(
+                "text/event-stream" in (response.get("content") or {})
+                for status, response in responses.items()
+                if str(status).startswith("2")
+            )
+            error_content = {"application/json": {"schema": ref}}
+            if answers_yaml:
+                error_content["application/yaml"] = {"schema": ref}
+            if answers_sse:
+                error_content["text/event-stream"] = {"schema": SSE_ERROR}
+            for status, response in responses.items():
+                # Errors the views declare themselves (409, 502 ...) take the same shape.
+                if not str(status).startswith("2") and not response.get("content"):
+                    response["content"] = dict(error_content)
             for code, description in _ERRORS.items():
                 if code == "413" and method not in ("post", "put", "patch"):
                     continue
-                responses.setdefault(
-                    code, {"description": description, "content": {"application/json": {"schema": ref}}}
-                )
+                responses.setdefault(code, {"description": description, "content": dict(error_content)})
     return result
