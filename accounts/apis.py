@@ -5,7 +5,7 @@ import contextlib
 
 import django_filters
 from django.db.models import Count
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import IsAuthenticated
@@ -38,6 +38,8 @@ from accounts.serializers import (
 )
 from accounts.tenancy import TenantScopedMixin, tenant_for_request
 from agenthub.errors import ApplicationError, NotFoundError
+
+LAST_OWNER = OpenApiResponse(description="The last owner cannot be removed or demoted (last_owner).")
 
 ORG_HEADER_PARAMETER = OpenApiParameter(
     "X-Organization",
@@ -154,11 +156,13 @@ class MemberFilter(django_filters.FilterSet):
     list=extend_schema(summary="Members of the current organization", parameters=[ORG_HEADER_PARAMETER]),
     retrieve=extend_schema(summary="One member", parameters=[ORG_HEADER_PARAMETER]),
     partial_update=extend_schema(
-        summary="Change a member's role", request=MemberUpdateSerializer, responses=MemberSerializer
+        summary="Change a member's role",
+        request=MemberUpdateSerializer,
+        responses={200: MemberSerializer, 409: LAST_OWNER},
     ),
     destroy=extend_schema(
         summary="Remove a member",
-        responses={204: None},
+        responses={204: None, 409: LAST_OWNER},
         parameters=[
             ORG_HEADER_PARAMETER,
             OpenApiParameter(
@@ -228,10 +232,23 @@ class InvitationFilter(django_filters.FilterSet):
     create=extend_schema(
         summary="Invite someone by email (the answer is the same whether or not they have an account)",
         request=InvitationCreateSerializer,
-        responses={201: InvitationSerializer},
+        responses={
+            201: InvitationSerializer,
+            409: OpenApiResponse(
+                description="Already a member (already_member), or too many pending invitations "
+                "(too_many_pending_invitations)."
+            ),
+        },
         parameters=[ORG_HEADER_PARAMETER],
     ),
-    destroy=extend_schema(summary="Revoke an invitation", responses={204: None}, parameters=[ORG_HEADER_PARAMETER]),
+    destroy=extend_schema(
+        summary="Revoke an invitation",
+        responses={
+            204: None,
+            409: OpenApiResponse(description="Already accepted or revoked (invitation_not_pending)."),
+        },
+        parameters=[ORG_HEADER_PARAMETER],
+    ),
 )
 class InvitationViewSet(
     TenantScopedMixin,
@@ -278,7 +295,14 @@ class InvitationAcceptApi(APIView):
 
     @extend_schema(
         request=InvitationAcceptSerializer,
-        responses={201: InvitationAcceptedSerializer},
+        responses={
+            201: InvitationAcceptedSerializer,
+            409: OpenApiResponse(description="You are already a member (already_member)."),
+            410: OpenApiResponse(
+                description="The invitation was used, revoked or has expired "
+                "(invitation_used, invitation_revoked, invitation_expired)."
+            ),
+        },
         summary="Accept an invitation (the token from its link)",
     )
     def post(self, request):

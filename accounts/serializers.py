@@ -79,7 +79,9 @@ class MemberSerializer(serializers.ModelSerializer):
 
 
 class InvitationSerializer(serializers.ModelSerializer):
-    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    invited_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Null when an API key invited."
+    )
     status = serializers.SerializerMethodField()
 
     class Meta:
