@@ -178,6 +178,16 @@ def _fuzz_operation(operation, *, base, ids, headers) -> str | None:
             failures.append(f"{type(exc).__name__}: {exc}")
 
     run()
+    # An Accept nothing can satisfy: a documented 4xx (406, or 401/404 first).
+    unacceptable = operation.Case(
+        headers={**headers, "Accept": "image/png"},
+        path_parameters={"id": str(uuid.uuid4())} if "{id}" in operation.path else None,
+    )
+    try:
+        response = unacceptable.call_and_validate(base_url=base, checks=CHECKS, timeout=20)
+        assert 400 <= response.status_code < 500, response.text
+    except (Exception, BaseExceptionGroup) as exc:
+        failures.append(f"Accept: image/png: {type(exc).__name__}: {exc}")
     # The happy paths, always sent (generation rarely names a real agent).
     for body in REAL_BODIES.get(_operation_key(operation), []):
         for accept in _accept_variants(operation):
