@@ -34,7 +34,9 @@ _ERRORS = {
     "401": "Missing or invalid credentials.",
     "403": "Your role does not allow this action.",
     "404": "Not found (or owned by another organization).",
+    "406": "The Accept header asks for a media type this endpoint cannot answer with (not_acceptable).",
     "413": "Request body too large.",
+    "415": "The request body's Content-Type is not one this endpoint reads (unsupported_media_type).",
     "429": "Rate limited; retry after the Retry-After header.",
 }
 
@@ -69,7 +71,7 @@ def add_error_responses(result, generator, request, public):
                 if not str(status).startswith("2") and not response.get("content"):
                     response["content"] = dict(error_content)
             for code, description in _ERRORS.items():
-                if code == "413" and method not in ("post", "put", "patch"):
+                if code in ("413", "415") and method not in ("post", "put", "patch"):
                     continue
                 responses.setdefault(code, {"description": description, "content": dict(error_content)})
     return result

@@ -107,3 +107,34 @@ def test_openai_completion_without_stream_is_json_even_when_sse_is_accepted(org_
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("application/json")
     assert response.json()["object"] == "chat.completion"
+
+
+@pytest.mark.django_db(transaction=True)  # /v1 views are async: another thread reads the user
+@pytest.mark.parametrize(
+    ("method", "path", "schema_path", "kwargs", "status", "code"),
+    [
+        ("get", "/api/v1/agents", "/api/v1/agents", {"HTTP_ACCEPT": "image/png"}, 406, "not_acceptable"),
+        ("get", "/v1/models", "/v1/models", {"HTTP_ACCEPT": "image/png"}, 406, "not_acceptable"),
+        (
+            "post",
+            "/api/v1/agents",
+            "/api/v1/agents",
+            {"data": "x", "content_type": "text/plain"},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "post",
+            "/v1/chat/completions",
+            "/v1/chat/completions",
+            {"data": "x", "content_type": "text/plain"},
+            415,
+            "unsupported_media_type",
+        ),
+    ],
+)
+def test_negotiation_errors_happen_and_are_documented(schema, org_a, method, path, schema_path, kwargs, status, code):
+    response = getattr(org_a.client("owner"), method)(path, **kwargs)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert "application/json" in _content(schema, schema_path, method, str(status))
+    assert "415" not in schema["paths"]["/api/v1/agents"]["get"]["responses"]

@@ -7,10 +7,26 @@ and match the documented schema.
 The fuzzing principal is the owner of a dedicated organization, created for
 this test, acting through an API key.  Generated path ids are either random
 UUIDs (404 paths) or the ids of real objects of that organization, so the
-handlers behind them run too.  The principal cannot lock itself out: its own
-API key and membership are never offered as path ids (deleting them is
-covered by the accounts tests); the other ids offered are disposable objects
-created for the run.  After the run, the principal must still work.
+handlers behind them run too.  Negative (schema-violating) cases are sent
+as well as valid ones, each documented ``Accept`` (JSON, event stream,
+YAML) is tried, an unsatisfiable ``Accept`` is sent once per operation, and
+the chat happy paths (JSON and streamed) are sent as explicit cases.
+
+Destructive operations stay in the run; what keeps it meaningful:
+- ``DELETE /api-keys/{id}``, ``PATCH``/``DELETE /orgs/current/members/{id}``
+  get a random id or a disposable key / viewer member created for the run,
+  never the principal's own key or membership (removing those is covered by
+  the accounts tests), so the principal cannot revoke or demote itself;
+- ``POST /auth/token/`` (login) is fuzzed with generated usernames, never the
+  owner's, so lock-outs cannot hit it; ``/auth/token/blacklist/`` and
+  ``refresh/`` get generated tokens, and the principal is an API key, which
+  no JWT blacklisting can log out;
+- ``DELETE /agents/{id}``, ``status``, ``bulk`` may remove or disable the
+  offered agent; the chat happy paths use a second agent whose id is never
+  offered.
+After the run the principal must still be the organization's owner.
+
+For a deeper local run, raise ``MAX_EXAMPLES``.
 """
 
 import uuid
@@ -170,6 +186,16 @@ def _fuzz_operation(operation, *, base, ids, headers) -> str | None:
             failures.append(f"{type(exc).__name__}: {exc}")
 
     run()
+    # An Accept nothing can satisfy: a documented 4xx (406, or 401/404 first).
+    unacceptable = operation.Case(
+        headers={**headers, "Accept": "image/png"},
+        path_parameters={"id": str(uuid.uuid4())} if "{id}" in operation.path else None,
+    )
+    try:
+        response = unacceptable.call_and_validate(base_url=base, checks=CHECKS, timeout=20)
+        assert 400 <= response.status_code < 500, response.text
+    except (Exception, BaseExceptionGroup) as exc:
+        failures.append(f"Accept: image/png: {type(exc).__name__}: {exc}")
     # The happy paths, always sent (generation rarely names a real agent).
     for body in REAL_BODIES.get(_operation_key(operation), []):
         for accept in _accept_variants(operation):
