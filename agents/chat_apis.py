@@ -89,7 +89,7 @@ SSE_EVENT = {
     "properties": {
         "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's sequence number (`seq`)."},
         "event": {"type": "string", "description": "The event's type, as in its `data`."},
-        "data": {"type": "string", "contentMediaType": "application/json", "description": "The event as JSON."},
+        "data": {"type": "string", "description": "The event as a JSON object (one line)."},
     },
 }
 

@@ -25,7 +25,7 @@ SSE_ERROR = {
     "required": ["event", "data"],
     "properties": {
         "event": {"type": "string", "enum": ["error"]},
-        "data": {"type": "string", "contentMediaType": "application/json", "description": "The Error object."},
+        "data": {"type": "string", "description": "The Error object, as JSON (one line)."},
     },
 }
 
