@@ -180,7 +180,16 @@ def start_server(args, env: dict) -> tuple[subprocess.Popen, str]:
             "warning",
         ]
     else:
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "agenthub.asgi:application"]
+        command = [
+            sys.executable,
+            "-m",
+            "agenthub.server",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "agenthub.asgi:application",
+        ]
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     import httpx
