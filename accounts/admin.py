@@ -207,35 +207,36 @@ class InvitationAdmin(TenantScopedAdmin):
         obj._state.adding = False
         self.message_user(request, f"Invitation sent to {invitation.email}.", messages.SUCCESS)
 
-    @admin.action(description="Revoke selected invitations")
-    def revoke_selected(self, request, queryset):
+    def _for_each(self, request, queryset, verb: str, act) -> None:
+        """Runs ``act(invitation, role)`` on each selected invitation through
+        the services, reporting refusals one by one."""
         done = 0
         for invitation in queryset:
             try:
-                services.invitation_revoke(
-                    invitation=invitation, actor_role=actor_role(request, invitation.organization)
-                )
+                act(invitation, actor_role(request, invitation.organization))
                 done += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{invitation.email}: {exc.message}", messages.ERROR)
-        self.message_user(request, f"Revoked {done} invitation(s).", messages.SUCCESS)
+        self.message_user(request, f"{verb} {done} invitation(s).", messages.SUCCESS)
+
+    @admin.action(description="Revoke selected invitations")
+    def revoke_selected(self, request, queryset):
+        self._for_each(
+            request, queryset, "Revoked", lambda inv, role: services.invitation_revoke(invitation=inv, actor_role=role)
+        )
 
     @admin.action(description="Send selected invitations again (new link, new expiry)")
     def resend_selected(self, request, queryset):
-        done = 0
-        for invitation in queryset:
-            try:
-                services.invitation_create(
-                    organization=invitation.organization,
-                    actor_role=actor_role(request, invitation.organization),
-                    invited_by=request.user,
-                    email=invitation.email,
-                    role=invitation.role,
-                )
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{invitation.email}: {exc.message}", messages.ERROR)
-        self.message_user(request, f"Sent {done} invitation(s) again.", messages.SUCCESS)
+        def resend(invitation, role):
+            services.invitation_create(
+                organization=invitation.organization,
+                actor_role=role,
+                invited_by=request.user,
+                email=invitation.email,
+                role=invitation.role,
+            )
+
+        self._for_each(request, queryset, "Sent again", resend)
 
 
 @admin.register(ApiKey)

@@ -91,6 +91,10 @@ def test_admin_invites_and_revokes(client, org_a, django_capture_on_commit_callb
     invitation = Invitation.objects.get(email="joiner@example.com")
     assert [m.to for m in mail.outbox] == [["joiner@example.com"]]
     assert invitation.token_hash not in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/admin/accounts/invitation/", {"action": "resend_selected", "_selected_action": [invitation.pk]})
+    assert [m.to for m in mail.outbox] == [["joiner@example.com"]] * 2
+    assert mail.outbox[0].body != mail.outbox[1].body  # a new link
     client.post("/admin/accounts/invitation/", {"action": "revoke_selected", "_selected_action": [invitation.pk]})
     invitation.refresh_from_db()
     assert invitation.revoked_at is not None
