@@ -12,6 +12,7 @@ Redis's own clock is used, so processes with skewed clocks agree.
 """
 
 import time
+import weakref
 from dataclasses import dataclass
 
 from agenthub.redis import get_redis, redis_configured
@@ -91,6 +92,19 @@ class LocalBucket:
         return 0.0
 
 
+_scripts: "weakref.WeakKeyDictionary[object, dict[str, object]]" = weakref.WeakKeyDictionary()
+
+
+def _script(source: str):
+    """``source`` registered with the loop's client: called by SHA (EVALSHA),
+    so the script's text is not sent on every frame."""
+    client = get_redis()
+    registered = _scripts.setdefault(client, {})
+    if source not in registered:
+        registered[source] = client.register_script(source)
+    return registered[source]
+
+
 _local_buckets: dict[str, LocalBucket] = {}
 _local_slots: dict[str, dict[str, float]] = {}
 
@@ -109,7 +123,7 @@ async def take(*buckets: Bucket) -> float:
             waits.append(bucket.take())
         return max(waits)
     args = [value for b in buckets for value in (b.rate, b.burst)]
-    wait = await get_redis().eval(_TAKE, len(buckets), *[f"agenthub:rl:{b.key}" for b in buckets], *args)
+    wait = await _script(_TAKE)(keys=[f"agenthub:rl:{b.key}" for b in buckets], args=args)
     return float(wait)
 
 
@@ -125,7 +139,7 @@ async def slot_acquire(key: str, holder: str, *, limit: int, ttl: int) -> bool:
         slots[holder] = now + ttl
         _local_slots[key] = slots
         return True
-    return bool(await get_redis().eval(_SLOT_ACQUIRE, 1, f"agenthub:slots:{key}", holder, limit, ttl))
+    return bool(await _script(_SLOT_ACQUIRE)(keys=[f"agenthub:slots:{key}"], args=[holder, limit, ttl]))
 
 
 async def slot_refresh(key: str, holder: str, *, ttl: int) -> None:
@@ -133,7 +147,7 @@ async def slot_refresh(key: str, holder: str, *, ttl: int) -> None:
         if holder in _local_slots.get(key, {}):
             _local_slots[key][holder] = time.monotonic() + ttl
         return
-    await get_redis().eval(_SLOT_REFRESH, 1, f"agenthub:slots:{key}", holder, ttl)
+    await _script(_SLOT_REFRESH)(keys=[f"agenthub:slots:{key}"], args=[holder, ttl])
 
 
 async def slot_release(key: str, holder: str) -> None:
