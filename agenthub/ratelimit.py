@@ -68,6 +68,55 @@ return 1
 """
 
 
+_ADMIT = """
+-- KEYS: the buckets, then the slot set. ARGV: holder, limit, ttl, then a
+-- rate and a burst per bucket. Takes a token from every bucket and a slot,
+-- or nothing: "ok", "wait <seconds>" or "full".
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local nbuckets = #KEYS - 1
+local wait = 0
+local state = {}
+for i = 1, nbuckets do
+  local rate = tonumber(ARGV[2 + 2 * i])
+  local burst = tonumber(ARGV[3 + 2 * i])
+  local v = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local tokens = tonumber(v[1]) or burst
+  local ts = tonumber(v[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+  if tokens < 1 then wait = math.max(wait, (1 - tokens) / rate) end
+  state[i] = tokens
+end
+if wait > 0 then return 'wait ' .. tostring(wait) end
+local slots = KEYS[#KEYS]
+local limit = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+if limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
+  if redis.call('ZCARD', slots) >= limit then return 'full' end
+  redis.call('ZADD', slots, now + ttl, ARGV[1])
+  redis.call('EXPIRE', slots, ttl + 1)
+end
+for i = 1, nbuckets do
+  local rate = tonumber(ARGV[2 + 2 * i])
+  local burst = tonumber(ARGV[3 + 2 * i])
+  redis.call('HSET', KEYS[i], 'tokens', state[i] - 1, 'ts', now)
+  redis.call('EXPIRE', KEYS[i], math.ceil(burst / rate) + 1)
+end
+return 'ok'
+"""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What :func:`admit` decided: admitted, or the seconds to wait for a
+    token, or no free slot."""
+
+    ok: bool
+    wait: float = 0.0
+    full: bool = False
+
+
 @dataclass(frozen=True)
 class Bucket:
     key: str
@@ -155,6 +204,28 @@ async def slot_release(key: str, holder: str) -> None:
         _local_slots.get(key, {}).pop(holder, None)
         return
     await get_redis().zrem(f"agenthub:slots:{key}", holder)
+
+
+async def admit(buckets: tuple["Bucket", ...], slot_key: str, holder: str, *, limit: int, ttl: int) -> Admission:
+    """A token from every bucket and one of ``limit`` slots, atomically and
+    in one round trip: the start of a chat turn."""
+    buckets = tuple(b for b in buckets if b.rate > 0)
+    if not redis_configured():
+        wait = await take(*buckets) if buckets else 0.0
+        if wait:
+            return Admission(ok=False, wait=wait)
+        if not await slot_acquire(slot_key, holder, limit=limit, ttl=ttl):
+            return Admission(ok=False, full=True)
+        return Admission(ok=True)
+    keys = [*(f"agenthub:rl:{b.key}" for b in buckets), f"agenthub:slots:{slot_key}"]
+    args = [holder, max(limit, 0), ttl, *(value for b in buckets for value in (b.rate, b.burst))]
+    answer = await _script(_ADMIT)(keys=keys, args=args)
+    answer = answer.decode() if isinstance(answer, bytes) else str(answer)
+    if answer == "ok":
+        return Admission(ok=True)
+    if answer == "full":
+        return Admission(ok=False, full=True)
+    return Admission(ok=False, wait=float(answer.split()[1]))
 
 
 def reset_local_state() -> None:

@@ -40,10 +40,10 @@ from agents.services.chat import (
     Caller,
     chat_agent_resolve,
     conversation_open,
-    message_rate_check,
     rate_limited_error,
     turn_cancel,
     turn_start,
+    user_message_bucket,
 )
 from agents.services.drafts import draft_decide_in_conversation, drafts_pending_payloads, operators_group
 
@@ -190,8 +190,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return True
 
     async def _on_message(self, frame):
-        # This connection's message bucket, then the user's across every
-        # connection and process (Redis).
+        # This connection's message bucket here; the user's, across every
+        # connection and process, in Redis as the turn starts.
         if settings.WS_MESSAGES_PER_MINUTE_PER_CONNECTION > 0:
             if self.message_bucket is None:
                 self.message_bucket = LocalBucket(
@@ -200,7 +200,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             wait = self.message_bucket.take()
             if wait:
                 raise rate_limited_error("Too many messages on this connection", wait, "connection_messages")
-        await message_rate_check(caller=self.caller)
         if self.held:
             # A message ends the wait for resume: stream from where the log is.
             self.subscription.start_at(await get_hub().store.last_seq(self.conversation_id))
@@ -214,6 +213,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_msg_id=frame.get("client_msg_id"),
             channel=self.channel,
             request_id=new_request_id(),
+            rate_buckets=tuple(b for b in (user_message_bucket(self.caller),) if b is not None),
         )
 
     async def _on_resume(self, frame):

@@ -63,17 +63,15 @@ def turn_slots_key(caller: Caller) -> str:
     return f"turns:{caller_principal(caller)}"
 
 
-async def message_rate_check(*, caller: Caller) -> None:
+def user_message_bucket(caller: Caller) -> ratelimit.Bucket | None:
     """The per-principal message bucket shared by every connection and
-    process (Redis): ``rate_limited`` with a retry hint when it is empty."""
+    process (Redis); None when the limit is off."""
     per_minute = settings.CHAT_MESSAGES_PER_MINUTE_PER_USER
     if per_minute <= 0:
-        return
-    wait = await ratelimit.take(
-        ratelimit.Bucket(f"messages:{caller_principal(caller)}", per_minute / 60, settings.CHAT_MESSAGE_BURST_PER_USER)
+        return None
+    return ratelimit.Bucket(
+        f"messages:{caller_principal(caller)}", per_minute / 60, settings.CHAT_MESSAGE_BURST_PER_USER
     )
-    if wait:
-        raise rate_limited_error("You are sending messages too fast", wait, "user")
 
 
 def rate_limited_error(what: str, wait: float, scope: str) -> ApplicationError:
@@ -348,6 +346,7 @@ async def turn_start(
     request_id: str | None = None,
     history_override: list[ChatMessage] | None = None,
     subscribe: bool = False,
+    rate_buckets: tuple[ratelimit.Bucket, ...] = (),
 ) -> TurnHandle:
     """Persists the user's message and starts the turn in the background.
 
@@ -365,7 +364,16 @@ async def turn_start(
     subscription = await hub.subscribe(conversation_id) if subscribe else None
     try:
         handle = await _turn_start(
-            hub, caller, agent, conversation_id, content, client_msg_id, channel, request_id, history_override
+            hub,
+            caller,
+            agent,
+            conversation_id,
+            content,
+            client_msg_id,
+            channel,
+            request_id,
+            history_override,
+            rate_buckets,
         )
     except BaseException:
         if subscription is not None:
@@ -378,21 +386,36 @@ async def turn_start(
 
 
 async def _turn_start(
-    hub, caller, agent, conversation_id, content, client_msg_id, channel, request_id, history_override
+    hub, caller, agent, conversation_id, content, client_msg_id, channel, request_id, history_override, rate_buckets
 ) -> TurnHandle:
     turn_id = uuid.uuid4().hex
-    if not await _acquire_turn(hub, conversation_id, turn_id):
+    # The conversation's lock, and (one Redis round trip, at the same time)
+    # the caller's message buckets and one of their concurrent-turn slots.
+    slots_key = turn_slots_key(caller) if caller is not None else None
+    limit = settings.CHAT_MAX_CONCURRENT_TURNS_PER_USER
+    admission = ratelimit.Admission(ok=True)
+    if slots_key:
+        locked, admission = await asyncio.gather(
+            _acquire_turn(hub, conversation_id, turn_id),
+            ratelimit.admit(rate_buckets, slots_key, turn_id, limit=limit, ttl=LOCK_TTL_SECONDS),
+        )
+    else:
+        locked = await _acquire_turn(hub, conversation_id, turn_id)
+    if not locked:
+        if admission.ok and slots_key:
+            await ratelimit.slot_release(slots_key, turn_id)
         if client_msg_id:
             duplicate = await db(_duplicate_error, conversation_id, client_msg_id)
             if duplicate is not None:
                 raise duplicate
+        metrics.ws_rate_limited.labels(reason="busy").inc()
         raise ConflictError(
             "A turn is already running in this conversation; wait for turn.finished or send cancel.", code="busy"
         )
-    slots_key = turn_slots_key(caller) if caller is not None else None
-    limit = settings.CHAT_MAX_CONCURRENT_TURNS_PER_USER
-    if slots_key and not await ratelimit.slot_acquire(slots_key, turn_id, limit=limit, ttl=LOCK_TTL_SECONDS):
+    if not admission.ok:
         await hub.store.release_turn(conversation_id, turn_id)
+        if admission.wait:
+            raise rate_limited_error("You are sending messages too fast", admission.wait, "user")
         metrics.ws_rate_limited.labels(reason="concurrent_turns").inc()
         error = ApplicationError(
             f"You already have {limit} turns running; wait for one to finish.",

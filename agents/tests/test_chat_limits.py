@@ -164,9 +164,20 @@ async def test_buckets_and_slots_are_shared_through_redis(settings):
     await asyncio.sleep(1.2)  # a holder that never releases (a crashed process) lapses
     assert await ratelimit.slot_acquire("test:slots", "t3", limit=1, ttl=30)
     await ratelimit.slot_release("test:slots", "t3")
+    # admit: a token and a slot together, or neither.
+    empty = ratelimit.Bucket("test:shared:bucket", rate=0.01, burst=2)
+    refused = await ratelimit.admit((empty,), "test:admit", "h1", limit=1, ttl=30)
+    assert (refused.ok, refused.wait > 90) == (False, True)
+    assert await ratelimit.slot_acquire("test:admit", "probe", limit=1, ttl=30)  # the slot was not taken
+    await ratelimit.slot_release("test:admit", "probe")
+    fresh = ratelimit.Bucket("test:admit:bucket", rate=1, burst=1)
+    assert (await ratelimit.admit((fresh,), "test:admit", "h1", limit=1, ttl=30)).ok
+    full = await ratelimit.admit((), "test:admit", "h2", limit=1, ttl=30)
+    assert (full.ok, full.full) == (False, True)
+    await ratelimit.slot_release("test:admit", "h1")
     from agenthub.redis import get_redis
 
-    await get_redis().delete("agenthub:rl:test:shared:bucket")
+    await get_redis().delete("agenthub:rl:test:shared:bucket", "agenthub:rl:test:admit:bucket")
 
 
 def test_local_bucket_refills(monkeypatch):
