@@ -66,7 +66,7 @@ def mock_server():
     mock, over HTTP): 8-token answers, no delays.  Tests inject faults or tool
     calls per request with ``[[mock:...]]`` directives; its ``stats`` are
     shared, so compare differences."""
-    from integrations.llm.mock_server import MockConfig, MockServer
+    from integrations.llm.testing.mock_server import MockConfig, MockServer
 
     with MockServer(MockConfig(tokens=8, retry_after_ms=10)) as server:
         yield server

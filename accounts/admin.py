@@ -5,10 +5,14 @@ where they are an owner or admin.  Writes go through the services, so the
 admin obeys the same rules as the API (last owner, key roles).
 """
 
+import json
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
+from django.utils.html import format_html
 
 from accounts import services
 from accounts.models import ApiKey, Invitation, Membership, Organization, User
@@ -280,3 +284,40 @@ class ApiKeyAdmin(TenantScopedAdmin):
         for key in queryset:
             services.api_key_revoke(api_key=key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+# --- shared by the apps' admins ------------------------------------------------------
+
+
+class PrettyJSONField(forms.JSONField):
+    """A JSON textarea that shows its value indented."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
+def pretty_json(value) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True))
+
+
+def has_role_somewhere(request, roles) -> bool:
+    return request.user.is_superuser or bool(managed_organization_ids(request.user, roles))
+
+
+class RoleGatedAdmin(TenantScopedAdmin):
+    """A tenant-scoped admin that staff without one of ``staff_roles`` in any
+    organization cannot open at all (403), rather than seeing an empty list."""
+
+    def has_module_permission(self, request):
+        return super().has_module_permission(request) and has_role_somewhere(request, self.staff_roles)
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) and has_role_somewhere(request, self.staff_roles)
+
+
+def write_organizations(request, roles):
+    if request.user.is_superuser:
+        return Organization.objects.filter(is_active=True)
+    return Organization.objects.filter(pk__in=managed_organization_ids(request.user, roles))

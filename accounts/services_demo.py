@@ -37,7 +37,7 @@ def _staff_app_labels() -> list[str]:
     return [config.label for config in apps.get_app_configs() if config.name in _STAFF_APPS]
 
 
-_STAFF_APPS = {"accounts", "agents", "workflows", "billing", "analytics", "integrations"}
+_STAFF_APPS = {"accounts", "agents", "tools", "chat", "workflows", "billing", "analytics", "integrations"}
 
 
 @transaction.atomic

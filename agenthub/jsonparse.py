@@ -1,5 +1,5 @@
 """The one JSON parser for everything a client sends: HTTP bodies (the DRF
-parser below) and websocket frames (``agents.consumers``).
+parser below) and websocket frames (``chat.consumers``).
 
 ``json.loads`` recurses once per nesting level, so a small body of a few
 thousand brackets raises ``RecursionError`` (a 500, or a dead consumer), and a

@@ -72,6 +72,10 @@ _scrape_time.register(CeleryQueueDepthCollector())
 HIDDEN_LABEL = "hidden"
 
 
+# Seconds: from a few milliseconds (a token) to minutes (a long tool or turn).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
 def tenant_label(value: str) -> str:
     """``value`` as a label when it names an organization's object (an agent
     slug, an operator-defined tool): shown only when the operator opted in

@@ -1,5 +1,5 @@
 """Websocket routes of every app, collected in one list for the ASGI router."""
 
-from agents.routing import websocket_urlpatterns as agents_routes
+from chat.routing import websocket_urlpatterns as agents_routes
 
 websocket_urlpatterns: list = [*agents_routes]

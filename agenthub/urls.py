@@ -13,8 +13,8 @@ handler500 = "agenthub.errors.handler500"
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("agents.urls")),
-    path("", include("agents.tool_urls")),
-    path("", include("agents.chat_urls")),
+    path("", include("tools.urls")),
+    path("", include("chat.urls")),
 ]
 
 urlpatterns = [
@@ -23,7 +23,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("invitations/<str:token>/", accounts_views.invitation_page, name="invitation-page"),
     path("api/v1/", include(api_v1)),
-    path("v1/", include("agents.openai_urls")),
+    path("v1/", include("chat.openai_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health/live", health.live, name="health-live"),

@@ -26,7 +26,8 @@ from accounts.roles import Role
 from accounts.tenancy import TenantScopedMixin
 from agenthub.errors import ApplicationError
 from agenthub.jsonparse import JSONParser
-from agents import catalog, selectors, yaml_io
+from agents import catalog, selectors
+from agents.definition import SPEC_FIELDS
 from agents.models import Agent, AgentStatus
 from agents.serializers import (
     AgentBulkResultSerializer,
@@ -47,7 +48,7 @@ from agents.serializers import (
     TemplateSerializer,
 )
 from agents.services import agents as agent_services
-from agents.services import publishing, templates
+from agents.services import publishing, templates, yamldoc
 
 YAML_MEDIA_TYPES = ("application/yaml", "text/yaml", "application/x-yaml")
 
@@ -56,7 +57,7 @@ YAML_MEDIA_TYPES = ("application/yaml", "text/yaml", "application/x-yaml")
 
 
 class YAMLTextParser(BaseParser):
-    """Hands the body over as text; :mod:`agents.yaml_io` parses it, so that
+    """Hands the body over as text; :mod:`agents.services.yamldoc` parses it, so that
     errors carry field paths."""
 
     media_type = "application/yaml"
@@ -124,7 +125,7 @@ _TOOL_GRANT_DOCUMENT = {
         },
     ]
 }
-# The YAML document of ``agents.yaml_io.agent_export_data`` (schema only).
+# The YAML document of ``agents.services.yamldoc.agent_export_data`` (schema only).
 AGENT_DOCUMENT = {
     "type": "object",
     "required": ["apiVersion", "kind", "metadata", "spec"],
@@ -143,15 +144,7 @@ AGENT_DOCUMENT = {
         },
         "spec": {
             "type": "object",
-            "required": [
-                "system_prompt",
-                "model",
-                "fallback_models",
-                "temperature",
-                "max_output_tokens",
-                "max_tool_rounds",
-                "tools",
-            ],
+            "required": list(SPEC_FIELDS),
             "properties": {
                 "system_prompt": {"type": "string"},
                 "model": {"type": "string"},
@@ -391,7 +384,7 @@ class AgentViewSet(TenantScopedMixin, mixins.ListModelMixin, viewsets.GenericVie
                     details={"fields": {"version": ["Must be a version number."]}},
                 )
             version = selectors.agent_version_get(agent=agent, number=int(raw))
-        text = yaml_io.agent_export_yaml(agent=agent, version=version)
+        text = yamldoc.agent_export_yaml(agent=agent, version=version)
         response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{agent.slug}.yaml"'
         return response
@@ -445,7 +438,7 @@ class AgentViewSet(TenantScopedMixin, mixins.ListModelMixin, viewsets.GenericVie
             serializer = AgentImportSerializer(data=data)
             serializer.is_valid(raise_exception=True)
             text = serializer.validated_data["yaml"]
-        result = yaml_io.agent_import_yaml(
+        result = yamldoc.agent_import_yaml(
             organization=self.tenant.organization,
             user=self.tenant.user,
             text=text,

@@ -57,7 +57,7 @@ TRY_CALCULATOR = 'calculator {"expression": "6*7"}'
 TRY_EMAIL = "send_email " + json.dumps(
     {"to": ["you@example.com"], "subject": "Hello", "body": "Sent by AgentHub"}, separators=(", ", ": ")
 )
-DRAFTS_ADMIN = "/admin/agents/draft/"
+DRAFTS_ADMIN = "/admin/tools/draft/"
 
 
 def _definition(spec: dict) -> dict:

@@ -12,22 +12,13 @@ from django.db.models import QuerySet
 from accounts.models import Organization
 from accounts.roles import Role
 from agenthub.errors import NotFoundError
-from agents.models import Agent, AgentVersion, Draft, ToolInvocation
+from agents.definition import SNAPSHOT_FIELDS
+from agents.models import Agent, AgentVersion
 from integrations.llm import router
 from integrations.llm.types import ModelInfo
+from tools.models import Draft, ToolInvocation
 
 # --- agents ------------------------------------------------------------------------------
-
-# The fields of an agent that a published version snapshots.
-SNAPSHOT_FIELDS = (
-    "name",
-    "system_prompt",
-    "model",
-    "fallback_models",
-    "temperature",
-    "max_output_tokens",
-    "max_tool_rounds",
-)
 
 
 def available_models() -> list[ModelInfo]:

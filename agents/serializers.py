@@ -10,8 +10,9 @@ from rest_framework import serializers
 
 from agenthub.api.serializers import StrictSerializer
 from agents import catalog, selectors
+from agents.definition import EDITABLE_FIELDS, SNAPSHOT_FIELDS
 from agents.models import Agent, AgentStatus, AgentVersion
-from agents.services.agents import BULK_MAX_IDS, EDITABLE_FIELDS, MAX_FALLBACK_MODELS, TEXT_LIMITS, BulkAction
+from agents.services.agents import BULK_MAX_IDS, MAX_FALLBACK_MODELS, TEXT_LIMITS, BulkAction
 from agents.services.publishing import NOTE_MAX
 
 # --- fields ------------------------------------------------------------------------------------
@@ -125,13 +126,7 @@ class AgentVersionSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "number",
-            "name",
-            "system_prompt",
-            "model",
-            "fallback_models",
-            "temperature",
-            "max_output_tokens",
-            "max_tool_rounds",
+            *SNAPSHOT_FIELDS,
             "tools",
             "note",
             "published_by",

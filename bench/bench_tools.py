@@ -14,7 +14,7 @@ import os
 import time
 
 from accounts.roles import Role
-from agents.tools.registry import CELERY, INLINE, ToolContext, tool
+from tools.registry import CELERY, INLINE, ToolContext, tool
 
 PARAMETERS = {
     "type": "object",

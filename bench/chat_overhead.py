@@ -97,7 +97,8 @@ django.setup()
 from django.db import transaction
 from accounts.models import Organization, Membership, User
 from accounts.services import api_key_create
-from agents.models import Agent, AgentVersion, AgentStatus, Conversation
+from agents.models import Agent, AgentVersion, AgentStatus
+from chat.models import Conversation
 with transaction.atomic():
     org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     user, _ = User.objects.get_or_create(username="bench-member")

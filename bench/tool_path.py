@@ -6,7 +6,7 @@ Postgres, Redis, auth and persistence on), a real Celery worker on the
 sequential websocket chat turns whose model calls one tool:
 
 - ``bench_echo`` (Celery, ``bench/bench_tools.py``): the turn enqueues
-  ``agents.tasks.tool_execute``, the worker reports ``tool.started`` and the
+  the ``agents.tasks.tool_execute`` task, the worker reports ``tool.started`` and the
   result back through the channel layer;
 - ``bench_echo_inline``: the same tool run inside the turn (reference);
 - ``direct``: the same two model calls made straight to the mock with the
@@ -164,7 +164,9 @@ import django
 django.setup()
 from django.db import transaction
 from accounts.models import Organization, Membership, User
-from agents.models import Agent, AgentVersion, AgentStatus, Conversation, ToolInvocation
+from agents.models import Agent, AgentVersion, AgentStatus
+from chat.models import Conversation
+from tools.models import ToolInvocation
 with transaction.atomic():
     org, _ = Organization.objects.get_or_create(slug=%(org)r, defaults={"name": "Bench tools"})
     user, _ = User.objects.get_or_create(username=%(user)r)
@@ -301,8 +303,8 @@ def helper_main() -> None:
     from django.conf import settings
 
     from accounts.models import Organization
-    from agents.models import ToolInvocation
-    from agents.tasks import tool_execute
+    from tools.models import ToolInvocation
+    from tools.tasks import tool_execute
 
     org_id = str(Organization.objects.get(slug=ORG_SLUG).id)
     r = redis.Redis.from_url(settings.REDIS_URL)
@@ -398,8 +400,8 @@ def helper_profile(n: int, payload, options: dict) -> dict:
 
     from channels.layers import get_channel_layer
 
-    from agents.services.tools import tool_execute_remote
-    from agents.tasks import _sender_loop, channel_send, tool_execute
+    from tools.services.execution import tool_execute_remote
+    from tools.tasks import _sender_loop, channel_send, tool_execute
 
     def timed(call, count=n, spacing=0.005) -> list[float]:
         values = []

@@ -14,8 +14,8 @@ from accounts.admin import TenantScopedAdmin
 from accounts.models import ApiKey, Membership, Organization, TenantOwned
 from accounts.services import api_key_create, invitation_create
 from agents.tests.test_agents_api import AGENTS_SWEPT
-from agents.tests.test_chat_tenancy import SWEPT_PATHS as CHAT_SWEPT
-from agents.tests.test_tools_api import TOOLS_SWEPT
+from chat.tests.test_chat_tenancy import SWEPT_PATHS as CHAT_SWEPT
+from tools.tests.test_tools_api import TOOLS_SWEPT
 
 pytestmark = pytest.mark.django_db
 

@@ -55,7 +55,7 @@ def add_error_responses(result, generator, request, public):
                 if str(status).startswith("2")
             )
             # An endpoint that can stream renders an error found before the
-            # stream starts as one SSE frame (agents.chat_apis.EventStreamRenderer).
+            # stream starts as one SSE frame (chat.apis.chat.EventStreamRenderer).
             answers_sse = any(
                 "text/event-stream" in (response.get("content") or {})
                 for status, response in responses.items()

@@ -46,7 +46,9 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "integrations",
+    "tools",
     "agents",
+    "chat",
 ]
 
 # Django's own middleware hop to a thread for each hook under ASGI; the
@@ -355,7 +357,7 @@ LLM_CONNECT_TIMEOUT_SECONDS = env.float("LLM_CONNECT_TIMEOUT_SECONDS", default=5
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
 LLM_OFFLINE_TOKEN_DELAY_MS = env.int("LLM_OFFLINE_TOKEN_DELAY_MS", default=25)
 
-# --- chat runtime (agents) ------------------------------------------------------------
+# --- chat runtime (the chat app) ------------------------------------------------------
 CONVERSATION_TTL_SECONDS = env.int("CONVERSATION_TTL_SECONDS", default=3600)
 CHAT_MAX_PROMPT_CHARS = env.int("CHAT_MAX_PROMPT_CHARS", default=32000)
 # The most messages one /v1/chat/completions request may send (the whole prompt must
@@ -377,9 +379,9 @@ CHAT_MESSAGES_PER_MINUTE_PER_USER = env.float("CHAT_MESSAGES_PER_MINUTE_PER_USER
 CHAT_MESSAGE_BURST_PER_USER = env.int("CHAT_MESSAGE_BURST_PER_USER", default=10)
 CHAT_MAX_CONCURRENT_TURNS_PER_USER = env.int("CHAT_MAX_CONCURRENT_TURNS_PER_USER", default=4)
 
-# --- tools and drafts (agents.tools) ------------------------------------------------
+# --- tools and drafts (the tools app) --------------------------------------------
 # Modules whose @tool functions are registered at start-up (the built-ins, plus yours).
-AGENTHUB_TOOL_MODULES = ["agents.tools.builtin", *env.list("AGENTHUB_EXTRA_TOOL_MODULES", default=[])]
+AGENTHUB_TOOL_MODULES = ["tools.builtin", *env.list("AGENTHUB_EXTRA_TOOL_MODULES", default=[])]
 TOOL_DEFAULT_TIMEOUT_SECONDS = env.int("TOOL_DEFAULT_TIMEOUT_SECONDS", default=30)
 TOOL_RESULT_MAX_CHARS = env.int("TOOL_RESULT_MAX_CHARS", default=16000)
 # Pending drafts expire after this long (swept by Celery beat every minute).

@@ -37,4 +37,4 @@ WHITENOISE_USE_FINDERS = True
 METRICS_ALLOW_ANONYMOUS = True
 LLM_OFFLINE_TOKEN_DELAY_MS = env.int("LLM_OFFLINE_TOKEN_DELAY_MS", default=2)
 # Tools only the tests use (real workers load them too: same settings).
-AGENTHUB_TOOL_MODULES = [*AGENTHUB_TOOL_MODULES, "agents.tests.tools_for_tests"]
+AGENTHUB_TOOL_MODULES = [*AGENTHUB_TOOL_MODULES, "tools.tests.tools_for_tests"]

@@ -11,7 +11,7 @@ def assert_error_shape(response, status, code=None):
     assert response.status_code == status, response.content
     body = response.json()
     assert set(body) == {"error", "request_id"}
-    # The OpenAI-compatible endpoints add OpenAI's type and param (agents.openai_apis).
+    # The OpenAI-compatible endpoints add OpenAI's type and param (chat.apis.openai).
     openai_extras = {"type", "param"} if response.request["PATH_INFO"].startswith("/v1/") else set()
     assert set(body["error"]) == {"code", "message", "details"} | openai_extras
     assert body["error"]["message"]

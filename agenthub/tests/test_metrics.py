@@ -25,7 +25,7 @@ def test_metrics_report_the_depth_of_every_celery_queue(client, settings):
         pytest.skip("needs REDIS_URL: the queue depth is read from the Redis broker")
     import redis
 
-    from agents.tasks import drafts_expire
+    from tools.tasks import drafts_expire
 
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     broker.flushdb()
@@ -43,9 +43,9 @@ def test_metrics_report_the_depth_of_every_celery_queue(client, settings):
 
 @pytest.mark.django_db
 def test_tool_and_draft_metrics_are_exported(client, org_a, settings):
-    from agents.models import Draft
-    from agents.services.chat import Caller
-    from agents.services.drafts import draft_reject
+    from accounts.callers import Caller
+    from tools.models import Draft
+    from tools.services.drafts import draft_reject
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     from django.utils import timezone
@@ -159,7 +159,8 @@ def test_metrics_allowlist_takes_networks_and_ignores_forged_forwarding(client, 
 
 
 def test_labels_naming_tenants_objects_are_hidden_unless_opted_in(settings):
-    from agents.metrics import agent_label, tool_label
+    from chat.metrics import agent_label
+    from tools.metrics import tool_label
 
     settings.METRICS_TENANT_LABELS = False
     assert agent_label("acme-billing-bot") == "hidden"

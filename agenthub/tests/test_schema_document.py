@@ -6,7 +6,7 @@ error frame."""
 import pytest
 from rest_framework.test import APIClient
 
-from agents.tests.chat_helpers import make_live_agent
+from chat.tests.helpers import make_live_agent
 
 
 @pytest.fixture(scope="module")

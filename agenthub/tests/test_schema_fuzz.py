@@ -72,8 +72,8 @@ def fuzz_org():
     from accounts.roles import Role
     from accounts.services import api_key_create, invitation_create
     from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-    from agents.models import Channel, Conversation
     from agents.tests.factories import published_agent
+    from chat.models import Channel, Conversation
 
     organization = OrganizationFactory(name="Fuzz", slug="fuzz")
     owner = UserFactory(username="fuzz-owner")

@@ -12,9 +12,9 @@ import websockets
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from agenthub.testing import run_daphne, subprocess_env
-from agents.consumers import MAX_FRAME_CHARS
-from agents.models import Message
-from agents.tests.chat_helpers import make_live_agent
+from chat.consumers import MAX_FRAME_CHARS
+from chat.models import Message
+from chat.tests.helpers import make_live_agent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

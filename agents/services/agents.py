@@ -30,20 +30,9 @@ from accounts.models import Organization, User
 from accounts.roles import Role, role_at_least
 from agenthub.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from agents import catalog, selectors
-from agents.models import Agent, AgentStatus, Conversation
+from agents.definition import EDITABLE_FIELDS, TUNING_FIELDS
+from agents.models import Agent, AgentStatus
 
-EDITABLE_FIELDS = (
-    "name",
-    "slug",
-    "description",
-    "industry",
-    "system_prompt",
-    "model",
-    "fallback_models",
-    "temperature",
-    "max_output_tokens",
-    "max_tool_rounds",
-)
 # TextField max_length is not enforced by the model; these are.
 TEXT_LIMITS = {"description": 2000, "system_prompt": 20000}
 MAX_FALLBACK_MODELS = 5
@@ -69,10 +58,7 @@ class BulkResult:
 
 def field_defaults() -> dict[str, Any]:
     """Defaults of the tunable fields, as the model declares them."""
-    return {
-        name: Agent._meta.get_field(name).get_default()
-        for name in ("temperature", "max_output_tokens", "max_tool_rounds")
-    }
+    return {name: Agent._meta.get_field(name).get_default() for name in TUNING_FIELDS}
 
 
 def validation_error(fields: Mapping[str, list[str]], *, code: str = "validation_error") -> ApplicationError:
@@ -262,8 +248,11 @@ def agent_update(*, agent: Agent, user: User | None, data: Mapping[str, Any]) ->
 @transaction.atomic
 def agent_delete(*, agent: Agent) -> None:
     """Deletes the agent with its versions and conversations.  Conversations
-    go first: they protect the versions they ran against."""
-    Conversation.objects.filter(Q(agent=agent) | Q(version__agent=agent)).delete()
+    go first: they protect the versions they ran against.  (They live in the
+    chat app above this one: reached through the reverse relation, not an
+    import.)"""
+    conversations = Agent._meta.get_field("conversations").related_model
+    conversations.objects.filter(Q(agent=agent) | Q(version__agent=agent)).delete()
     agent.delete()
 
 

@@ -17,7 +17,7 @@ from agenthub.errors import ApplicationError
 from agents import selectors
 from agents.models import Agent, AgentTool
 from agents.services.agents import agent_lock
-from agents.services.tools import tools_for_organization
+from tools.services.catalog import tools_for_organization
 
 GRANTS_MAX = 100
 

@@ -56,7 +56,7 @@ def agent_publish(*, agent: Agent, user: User | None, note: str = "") -> AgentVe
         )
     grants = selectors.agent_tool_grants(locked)
     if grants:
-        from agents.services.tools import tools_for_organization
+        from tools.services.catalog import tools_for_organization
 
         catalog = tools_for_organization(str(locked.organization_id))
         unknown = [grant["tool"] for grant in grants if grant["tool"] not in catalog]

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from agenthub.testing import run_daphne
-from agents.tests.chat_helpers import make_live_agent
+from chat.tests.helpers import make_live_agent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -57,7 +57,7 @@ def staff_operator(org):
     operator = org.users["operator"]
     operator.is_staff = True
     operator.save()
-    operator.user_permissions.set(Permission.objects.filter(content_type__app_label="agents"))
+    operator.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["agents", "tools", "chat"]))
     return operator
 
 
@@ -94,7 +94,7 @@ def test_operator_chats_with_the_agent_from_its_admin_page(org_a, browser, tmp_p
 
     assert status.startswith("complete")
     assert log.startswith("you> Hello from a browser\nhelper> ")
-    from agents.models import Conversation, Message
+    from chat.models import Conversation, Message
 
     conversation = Conversation.objects.get(agent=agent)
     assert conversation.channel == "admin"
@@ -124,7 +124,7 @@ def test_the_test_chat_shows_tool_calls_and_drafts(org_a, browser, tmp_path):
 
     assert "[tool calculator started (inline)]" in log
     assert "[tool calculator: ok]" in log and '"result": 42' in log
-    from agents.models import Draft
+    from tools.models import Draft
 
     draft = Draft.objects.get()
-    assert link.endswith(f"/admin/agents/draft/{draft.pk}/change/")
+    assert link.endswith(f"/admin/tools/draft/{draft.pk}/change/")

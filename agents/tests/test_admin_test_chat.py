@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from agents.models import Conversation
-from agents.tests.chat_helpers import make_live_agent, open_chat, receive_until
+from chat.models import Conversation
+from chat.tests.helpers import make_live_agent, open_chat, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,7 +16,7 @@ def staff_client(bundle, role):
     user = bundle.users[role]
     user.is_staff = True
     user.save()
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["agents", "accounts"]))
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["agents", "chat", "accounts"]))
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     return client
@@ -88,15 +88,15 @@ def test_conversation_admin_is_read_only_and_scoped(org_a, org_b):
     user = org_a.users["admin"]
     user.is_staff = True
     user.save()
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="agents"))
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["agents", "tools", "chat"]))
     client = Client()
     client.force_login(user)
-    listing = client.get("/admin/agents/conversation/").content.decode()
+    listing = client.get("/admin/chat/conversation/").content.decode()
     alpha = Conversation.objects.get(organization=org_a.organization)
     bravo = Conversation.objects.get(organization=org_b.organization)
     assert str(alpha.pk) in listing
     assert str(bravo.pk) not in listing
-    detail = client.get(f"/admin/agents/conversation/{alpha.pk}/change/")
+    detail = client.get(f"/admin/chat/conversation/{alpha.pk}/change/")
     assert detail.status_code == 200
     assert "hello" in detail.content.decode()
-    assert client.get(f"/admin/agents/conversation/{bravo.pk}/change/").status_code == 302
+    assert client.get(f"/admin/chat/conversation/{bravo.pk}/change/").status_code == 302

@@ -5,9 +5,10 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from agents import catalog
-from agents.models import Agent, AgentStatus, AgentVersion, Channel, Conversation
+from agents.models import Agent, AgentStatus, AgentVersion
 from agents.services.publishing import agent_publish
 from agents.tests.factories import AgentFactory, published_agent
+from chat.models import Channel, Conversation
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,7 @@ def staff(org_a, client):
     user = org_a.users["admin"]
     user.is_staff = True
     user.save()
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="agents"))
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["agents", "tools", "chat"]))
     client.force_login(user)
     return client
 

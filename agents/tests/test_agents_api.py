@@ -350,7 +350,7 @@ def test_readers_cannot_use_any_write_endpoint(org_a, role):
 
 
 def test_delete_removes_versions_and_conversations(org_a):
-    from agents.models import Channel, Conversation
+    from chat.models import Channel, Conversation
 
     agent = published_agent(org_a.organization)
     Conversation.objects.create(

@@ -10,10 +10,11 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from agents.models import Agent, AgentVersion, Draft, DraftStatus, InvocationStatus, ToolInvocation
-from agents.services.chat import agent_cache_clear
+from agents.models import Agent, AgentVersion
 from agents.services.grants import agent_tools_set
 from agents.services.publishing import agent_publish
+from chat.services.agents import agent_cache_clear
+from tools.models import Draft, DraftStatus, InvocationStatus, ToolInvocation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,7 +60,7 @@ def test_seed_grants_tools_to_the_helpdesk_and_publishes_them_once(demo_settings
     assert HINTED_CHAT in first
     assert HINTED_CALCULATOR in first
     assert HINTED_EMAIL in first
-    assert "confirm the draft as demo-operator at /admin/agents/draft/" in first
+    assert "confirm the draft as demo-operator at /admin/tools/draft/" in first
 
     # Grants removed and published are restored and republished; seeding again changes nothing.
     agent_tools_set(agent=agent, grants=[{"tool": "calculator"}], user=None)
@@ -92,10 +93,10 @@ def test_the_hinted_messages_run_the_calculator_and_draft_an_email_the_operator_
 
     # The demo operator confirms it in the admin, where the hint points.
     assert client.login(username="demo-operator", password="agenthub-demo")
-    listing = client.get("/admin/agents/draft/")
+    listing = client.get("/admin/tools/draft/")
     assert listing.status_code == 200
     assert str(draft.pk) in listing.content.decode()
-    response = client.post(f"/admin/agents/draft/{draft.pk}/confirm/", {"note": "", "edited_arguments": ""})
+    response = client.post(f"/admin/tools/draft/{draft.pk}/confirm/", {"note": "", "edited_arguments": ""})
     assert response.status_code == 302
     draft.refresh_from_db()
     assert (draft.status, draft.decided_by.username) == (DraftStatus.EXECUTED, "demo-operator")

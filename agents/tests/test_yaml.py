@@ -9,12 +9,14 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-from agents import selectors, yaml_io
-from agents.models import Agent, AgentTool, AgentVersion, HttpTool
+from agents import selectors
+from agents.models import Agent, AgentTool, AgentVersion
+from agents.services import yamldoc
 from agents.services.agents import EDITABLE_FIELDS, agent_update
 from agents.services.grants import agent_tools_set
 from agents.services.publishing import agent_publish
 from agents.tests.factories import AgentFactory, published_agent
+from tools.models import HttpTool
 
 pytestmark = pytest.mark.django_db
 
@@ -104,7 +106,7 @@ def test_export_document(org_a):
         "kind": "Agent",
         "metadata": {k: DEFINITION[k] for k in ("name", "slug", "description", "industry")},
         "spec": {
-            **{k: DEFINITION[k] for k in yaml_io.SPEC_FIELDS if k != "tools"},
+            **{k: DEFINITION[k] for k in yamldoc.SPEC_FIELDS if k != "tools"},
             "tools": [],
         },
         "version": {"number": 1, "published_at": version.published_at.isoformat(), "note": "v1"},
@@ -442,7 +444,7 @@ def test_service_refuses_documents_over_the_limit(org_a, settings):
     from agenthub.errors import ApplicationError
 
     with pytest.raises(ApplicationError) as exc:
-        yaml_io.agent_import_yaml(organization=org_a.organization, user=None, text=VALID * 3)
+        yamldoc.agent_import_yaml(organization=org_a.organization, user=None, text=VALID * 3)
     assert (exc.value.code, exc.value.status_code) == ("payload_too_large", 413)
 
 
@@ -465,7 +467,7 @@ def run(*args, stdin=None):
 def test_commands_round_trip(org_a, org_b, tmp_path):
     source = with_grants(published_agent(org_a.organization, **DEFINITION))
     out, _ = run("export_agent", "--org", "alpha", "support")
-    assert out == yaml_io.agent_export_yaml(agent=Agent.objects.get(pk=source.pk))
+    assert out == yamldoc.agent_export_yaml(agent=Agent.objects.get(pk=source.pk))
     path = tmp_path / "support.yaml"
     _, err = run("export_agent", "--org", "alpha", "support", "-o", str(path))
     assert path.read_text(encoding="utf-8") == out

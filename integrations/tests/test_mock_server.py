@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from agenthub.testing import ROOT, subprocess_env
-from integrations.llm.mock_server import MockConfig, answer_tokens, parse_directives, run_in_thread, serving
+from integrations.llm.testing.mock_server import MockConfig, answer_tokens, parse_directives, run_in_thread, serving
 from integrations.tests.helpers import MOCK_TOKENS
 
 WEATHER_TOOL = {
@@ -424,7 +424,7 @@ def test_parse_directives_tool_without_arguments():
     ],
 )
 def test_parse_directives_rejects_malformed(text):
-    from integrations.llm.mock_server import DirectiveError
+    from integrations.llm.testing.mock_server import DirectiveError
 
     with pytest.raises(DirectiveError):
         parse_directives(text)

@@ -8,8 +8,8 @@ import httpx2
 import pytest
 
 from agenthub.testing import free_port
-from integrations.llm.mock_server import MockConfig, answer_tokens, serving
 from integrations.llm.openai_provider import OpenAICompatibleProvider
+from integrations.llm.testing.mock_server import MockConfig, answer_tokens, serving
 from integrations.llm.types import ChatMessage, ChatRequest, Finish, LLMError, TextDelta, ToolCall, ToolSpec, Usage
 from integrations.tests.helpers import MOCK_TOKENS, collect, user_request
 

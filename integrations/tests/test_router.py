@@ -5,10 +5,10 @@ from django.core.exceptions import ImproperlyConfigured
 from prometheus_client import REGISTRY
 
 from integrations.llm import router
-from integrations.llm.mock_server import answer_tokens
 from integrations.llm.offline import OfflineProvider
 from integrations.llm.openai_provider import OpenAICompatibleProvider
 from integrations.llm.router import available_models, get_provider, model_info, stream_with_fallback
+from integrations.llm.testing.mock_server import answer_tokens
 from integrations.llm.types import Finish, LLMError, ModelInfo, TextDelta, ToolCall, ToolSpec
 from integrations.tests.helpers import MOCK_TOKENS, collect, user_request
 

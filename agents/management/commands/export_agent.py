@@ -1,5 +1,5 @@
 """``manage.py export_agent --org <slug> <agent-slug> [-o FILE] [--version-number N]``:
-an agent as a YAML document (see :mod:`agents.yaml_io` for the format)."""
+an agent as a YAML document (see :mod:`agents.services.yamldoc` for the format)."""
 
 from pathlib import Path
 
@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
 from agenthub.errors import ApplicationError
-from agents import selectors, yaml_io
+from agents import selectors
+from agents.services import yamldoc
 
 
 class Command(BaseCommand):
@@ -35,7 +36,7 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        text = yaml_io.agent_export_yaml(agent=found, version=version)
+        text = yamldoc.agent_export_yaml(agent=found, version=version)
         if output:
             try:
                 Path(output).write_text(text, encoding="utf-8")

@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Membership, Organization, User
 from agenthub.errors import ApplicationError
-from agents import selectors, yaml_io
+from agents import selectors
+from agents.services import yamldoc
 
 
 class Command(BaseCommand):
@@ -36,13 +37,13 @@ class Command(BaseCommand):
                 raise CommandError(f"{user} is not a member of {organization.slug}.")
         text = self._read(file)
         try:
-            result = yaml_io.agent_import_yaml(organization=organization, user=author, text=text, update=update)
+            result = yamldoc.agent_import_yaml(organization=organization, user=author, text=text, update=update)
         except ApplicationError as exc:
             fields = exc.details.get("fields") if isinstance(exc.details, dict) else None
             if fields:
                 for path, messages in fields.items():
                     for message in messages if isinstance(messages, list) else [messages]:
-                        where = "" if path == yaml_io.ROOT else f"{path}: "
+                        where = "" if path == yamldoc.ROOT else f"{path}: "
                         self.stderr.write(f"  {where}{message}")
                 count = sum(len(m) if isinstance(m, list) else 1 for m in fields.values())
                 raise CommandError(f"Import failed ({exc.code}): {count} error(s).") from exc

@@ -1,5 +1,5 @@
 """``python manage.py mock_llm_server``: the OpenAI-compatible mock model
-server (see :mod:`integrations.llm.mock_server`) as a process, for end-to-end
+server (see :mod:`integrations.llm.testing.mock_server`) as a process, for end-to-end
 tests, benchmarks and trying AgentHub without a model server.
 
 Point AgentHub at it with ``OPENAI_BASE_URL=http://HOST:PORT/v1``.
@@ -11,7 +11,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations.llm.mock_server import (
+from integrations.llm.testing.mock_server import (
     DEFAULT_MODELS,
     MockConfig,
     MockLLMApp,

@@ -1,8 +1,0 @@
-from django.urls import path
-
-from agents import openai_apis
-
-urlpatterns = [
-    path("chat/completions", openai_apis.ChatCompletionsApi.as_view(), name="openai-chat-completions"),
-    path("models", openai_apis.ModelsApi.as_view(), name="openai-models"),
-]

@@ -1,1 +1,0 @@
-"""Tools agents call: the registry, the built-ins, HTTP tools and safe egress."""

@@ -1,0 +1,426 @@
+"""The agent loop of one chat turn.
+
+A turn runs as its own asyncio task in the process that accepted the message,
+independent of the connection that asked for it: a dropped socket does not
+stop it.  It streams the model's answer as numbered events through the hub,
+bounds tool rounds, and ends by persisting the assistant message (complete,
+interrupted, cancelled or error) and emitting ``turn.finished``.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agenthub import ratelimit
+from agenthub.db import db
+from agenthub.errors import ApplicationError
+from agenthub.requestid import reset_request_id, set_request_id
+from chat import events, metrics
+from chat.models import Conversation, Message, MessageRole, MessageStatus
+from chat.runtime.context import (
+    AgentSnapshot,
+    fit_to_window,
+    from_history_entry,
+    history_entry,
+    load_history,
+    trim_history,
+)
+from chat.runtime.hub import ChatHub
+from chat.runtime.ports import ModelCall, ModelUsage, TurnPorts
+from chat.runtime.store import Event
+from integrations.llm.router import model_info, stream_with_fallback
+from integrations.llm.types import ChatMessage, ChatRequest, Finish, LLMError, TextDelta, ToolCall
+from tools.registry import ToolContext
+
+logger = logging.getLogger(__name__)
+
+LOCK_TTL_SECONDS = 30
+LOCK_REFRESH_SECONDS = 10
+
+
+@dataclass
+class TurnOutcome:
+    status: str = MessageStatus.COMPLETE
+    text: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+    latency_ms: float = 0.0
+    model: str = ""
+    error: dict | None = None
+    tool_messages: list[ChatMessage] = field(default_factory=list)
+    tool_calls: list[dict] = field(default_factory=list)  # what each call came to
+    drafts: list[dict] = field(default_factory=list)
+
+    @property
+    def content(self) -> str:
+        return "".join(self.text)
+
+    def usage(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+def _persist_outcome(
+    *,
+    organization_id: str,
+    conversation_id: str,
+    message_id: str,
+    reply_to_id: str,
+    outcome: TurnOutcome,
+    latency_ms: float,
+    last_seq: int,
+    channel_model: str,
+    version_id: str,
+) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        for tool_message in outcome.tool_messages:
+            Message.objects.create(
+                organization_id=organization_id,
+                conversation_id=conversation_id,
+                role=tool_message.role,
+                content=tool_message.content,
+                tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in tool_message.tool_calls],
+                tool_call_id=tool_message.tool_call_id or "",
+                reply_to_id=reply_to_id,
+                status=MessageStatus.COMPLETE,
+            )
+        Message.objects.create(
+            id=message_id,
+            organization_id=organization_id,
+            conversation_id=conversation_id,
+            role=MessageRole.ASSISTANT,
+            content=outcome.content,
+            reply_to_id=reply_to_id,
+            model=outcome.model or channel_model,
+            tokens_in=outcome.prompt_tokens,
+            tokens_out=outcome.completion_tokens,
+            ttft_ms=outcome.ttft_ms,
+            latency_ms=latency_ms,
+            status=outcome.status,
+            error=outcome.error or {},
+        )
+        Conversation.objects.filter(pk=conversation_id).update(last_seq=last_seq, version_id=version_id, updated_at=now)
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        *,
+        hub: ChatHub,
+        agent: AgentSnapshot,
+        conversation_id: str,
+        channel: str,
+        turn_id: str,
+        user_message_id: str,
+        user_content: str,
+        client_msg_id: str | None,
+        last_seq: int,
+        history_override: list[ChatMessage] | None = None,
+        cached_history: list[dict] | None = None,
+        request_id: str | None = None,
+        caller=None,
+        slots_key: str | None = None,
+        ports: TurnPorts,
+    ):
+        self.hub = hub
+        self.ports = ports
+        # The caller's concurrency slot (agenthub.ratelimit), held until the turn ends.
+        self.slots_key = slots_key
+        self.finishing = False
+        self.caller = caller  # chat.services.turns.Caller: whose role the tools obey
+        self.agent = agent
+        self.conversation_id = conversation_id
+        self.channel = channel
+        self.turn_id = turn_id
+        self.user_message_id = user_message_id
+        self.user_content = user_content
+        self.client_msg_id = client_msg_id
+        self.seq = last_seq
+        self.history_override = history_override
+        self.cached_history = cached_history
+        self.request_id = request_id
+        self.assistant_message_id = str(uuid.uuid4())
+
+    def emit(self, event_type: str, **fields) -> None:
+        self.seq += 1
+        text = events.encode(event_type, self.seq, self.conversation_id, turn_id=self.turn_id, **fields)
+        self.hub.emit(self.conversation_id, Event(self.seq, text))
+
+    async def _context(self) -> tuple[list[ChatMessage], list[dict] | None]:
+        info = model_info(self.agent.model)
+        system = ChatMessage("system", self.agent.system_prompt) if self.agent.system_prompt else None
+        if self.history_override is not None:
+            *earlier, current = self.history_override
+            history, cached = earlier, None
+        else:
+            cached = self.cached_history
+            if cached is None:
+                cached = await load_history(self.hub.store, self.conversation_id, self.user_message_id)
+            history = [from_history_entry(entry) for entry in cached]
+            current = ChatMessage("user", self.user_content)
+        window = info.context_window if info else 8192
+        return fit_to_window(system, history, [current], window, self.agent.max_output_tokens), cached
+
+    async def _keep_lock(self) -> None:
+        while True:
+            await asyncio.sleep(LOCK_REFRESH_SECONDS)
+            with contextlib.suppress(Exception):
+                await self.hub.store.refresh_turn(self.conversation_id, self.turn_id, LOCK_TTL_SECONDS)
+            if self.slots_key:
+                with contextlib.suppress(Exception):
+                    await ratelimit.slot_refresh(self.slots_key, self.turn_id, ttl=LOCK_TTL_SECONDS)
+
+    async def _model_rounds(self, messages: list[ChatMessage], outcome: TurnOutcome, started: float) -> None:
+        rounds_left = self.agent.max_tool_rounds
+        # The server, not the model, decides which tools run: the model is
+        # offered only the granted tools the caller's role may use, and the
+        # tool-call service refuses any other call.
+        tools = await self.ports.open_tools(
+            self.agent.organization_id, self.agent.tools, self.caller.role if self.caller else None
+        )
+        specs = tools.specs()
+        round_number = 0
+        while True:
+            request = ChatRequest(
+                model=self.agent.model,
+                messages=tuple(messages),
+                temperature=self.agent.temperature,
+                max_output_tokens=self.agent.max_output_tokens,
+                tools=specs,
+            )
+            calls = await self._model_call(request, outcome, started, round_number)
+            if not calls:
+                return
+            if rounds_left <= 0:
+                outcome.status = MessageStatus.ERROR if not outcome.text else MessageStatus.INTERRUPTED
+                outcome.error = events.error_fields(
+                    "tool_rounds_exceeded",
+                    f"The agent asked for tools more than {self.agent.max_tool_rounds} times in one turn; stopped.",
+                )
+                return
+            rounds_left -= 1
+            round_number += 1
+            assistant = ChatMessage("assistant", "".join(outcome.text), tool_calls=tuple(calls))
+            outcome.tool_messages.append(assistant)
+            messages.append(assistant)
+            context = self._tool_context()
+            results = await asyncio.gather(*(tools.call(call, context, self.emit) for call in calls))
+            for call, result in zip(calls, results, strict=True):
+                outcome.tool_calls.append(result.summary)
+                if result.draft is not None:
+                    outcome.drafts.append(result.draft)
+                message = ChatMessage("tool", result.content, tool_call_id=call.id)
+                outcome.tool_messages.append(message)
+                messages.append(message)
+
+    async def _model_call(self, request: ChatRequest, outcome: TurnOutcome, started: float, round_number: int):
+        """One model call (streamed, with the agent's fallbacks), asked of the
+        budget gate first and told to the usage meter after."""
+        gate, meter = self.ports.gate, self.ports.meter
+        call_info = self._model_call_info(round_number) if gate is not None or meter is not None else None
+        if gate is not None:
+            await gate.check(call_info)
+        calls: list[ToolCall] = []
+        call_started = time.perf_counter()
+        prompt_tokens = completion_tokens = 0
+        first_token_ms = None
+        model = ""
+        status = "ok"
+        try:
+            async for item in stream_with_fallback(request, self.agent.fallback_models):
+                if isinstance(item, TextDelta):
+                    if outcome.ttft_ms is None:
+                        outcome.ttft_ms = (time.perf_counter() - started) * 1000
+                    if first_token_ms is None:
+                        first_token_ms = (time.perf_counter() - call_started) * 1000
+                    outcome.text.append(item.text)
+                    self.emit(events.TOKEN, delta=item.text)
+                elif isinstance(item, ToolCall):
+                    calls.append(item)
+                elif isinstance(item, Finish):
+                    prompt_tokens += item.usage.prompt_tokens
+                    completion_tokens += item.usage.completion_tokens
+                    model = item.model
+        except LLMError as exc:
+            status = exc.kind
+            raise
+        except BaseException:
+            status = "interrupted"
+            raise
+        finally:
+            outcome.prompt_tokens += prompt_tokens
+            outcome.completion_tokens += completion_tokens
+            if model:
+                outcome.model = model
+            if meter is not None:
+                usage = ModelUsage(
+                    model=model or request.model,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    latency_ms=round((time.perf_counter() - call_started) * 1000, 2),
+                    ttft_ms=round(first_token_ms, 2) if first_token_ms is not None else None,
+                    status=status,
+                )
+                try:
+                    await asyncio.shield(meter.record(call_info, usage))
+                except Exception:
+                    logger.exception("the usage meter failed for turn %s", self.turn_id)
+        return calls
+
+    def _model_call_info(self, round_number: int) -> ModelCall:
+        return ModelCall(
+            organization_id=self.agent.organization_id,
+            agent_id=self.agent.agent_id,
+            version_id=self.agent.version_id,
+            conversation_id=self.conversation_id,
+            channel=self.channel,
+            model=self.agent.model,
+            turn_id=self.turn_id,
+            round=round_number,
+            caller=self.caller,
+            request_id=self.request_id,
+        )
+
+    def _tool_context(self) -> ToolContext:
+        caller = self.caller
+        return ToolContext(
+            organization_id=self.agent.organization_id,
+            role=caller.role if caller else "",
+            conversation_id=self.conversation_id,
+            agent_id=self.agent.agent_id,
+            user_id=caller.user_id if caller else None,
+            api_key_id=caller.api_key_id if caller else None,
+            request_id=self.request_id,
+        )
+
+    async def run(self) -> TurnOutcome:
+        token = set_request_id(self.request_id)
+        started = time.perf_counter()
+        outcome = TurnOutcome()
+        cached_history: list[dict] | None = None
+        keeper = asyncio.create_task(self._keep_lock())
+        metrics.active_turns.inc()
+        labels = {"agent": metrics.agent_label(self.agent.slug), "channel": self.channel}
+        try:
+            self.emit(
+                events.TURN_STARTED,
+                message_id=self.user_message_id,
+                client_msg_id=self.client_msg_id,
+                agent=self.agent.slug,
+                version=self.agent.version_number,
+            )
+            try:
+                async with asyncio.timeout(settings.CHAT_TURN_TIMEOUT_SECONDS):
+                    messages, cached_history = await self._context()
+                    await self._model_rounds(messages, outcome, started)
+            except LLMError as exc:
+                outcome.status = MessageStatus.INTERRUPTED if outcome.text else MessageStatus.ERROR
+                outcome.error = events.error_fields(
+                    "model_error", _model_error_message(exc), {"kind": exc.kind, "provider": exc.provider}
+                )
+            except ApplicationError as exc:  # a budget gate refused a model call
+                outcome.status = MessageStatus.INTERRUPTED if outcome.text else MessageStatus.ERROR
+                outcome.error = events.error_fields(exc.code, exc.message, exc.details)
+            except TimeoutError:
+                outcome.status = MessageStatus.INTERRUPTED if outcome.text else MessageStatus.ERROR
+                outcome.error = events.error_fields(
+                    "turn_timeout", f"The turn took longer than {settings.CHAT_TURN_TIMEOUT_SECONDS} s and was stopped."
+                )
+            except asyncio.CancelledError:
+                outcome.status = MessageStatus.CANCELLED
+            except Exception:
+                logger.exception("chat turn %s failed", self.turn_id)
+                outcome.status = MessageStatus.INTERRUPTED if outcome.text else MessageStatus.ERROR
+                outcome.error = events.error_fields(
+                    "internal_error", "The turn failed unexpectedly; it has been logged."
+                )
+            await self._finish(outcome, started, cached_history)
+        finally:
+            keeper.cancel()
+            metrics.active_turns.dec()
+            with contextlib.suppress(Exception):
+                await self.hub.store.release_turn(self.conversation_id, self.turn_id)
+            if self.slots_key:
+                with contextlib.suppress(Exception):
+                    await ratelimit.slot_release(self.slots_key, self.turn_id)
+            reset_request_id(token)
+        metrics.chat_requests.labels(status=outcome.status, **labels).inc()
+        metrics.turn_duration.labels(**labels).observe(time.perf_counter() - started)
+        if outcome.ttft_ms is not None:
+            metrics.time_to_first_token.labels(**labels).observe(outcome.ttft_ms / 1000)
+        return outcome
+
+    async def _finish(self, outcome: TurnOutcome, started: float, cached_history: list[dict] | None) -> None:
+        latency_ms = outcome.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        final_seq = self.seq + (2 if outcome.error else 1)
+        try:
+            await asyncio.shield(
+                db(
+                    _persist_outcome,
+                    organization_id=self.agent.organization_id,
+                    conversation_id=self.conversation_id,
+                    message_id=self.assistant_message_id,
+                    reply_to_id=self.user_message_id,
+                    outcome=outcome,
+                    latency_ms=latency_ms,
+                    last_seq=final_seq,
+                    channel_model=self.agent.model,
+                    version_id=self.agent.version_id,
+                )
+            )
+        except Exception:
+            logger.exception("could not persist the answer of turn %s", self.turn_id)
+            outcome.error = outcome.error or events.error_fields(
+                "persistence_error", "The answer could not be saved; it has been logged."
+            )
+            outcome.status = MessageStatus.ERROR
+            final_seq = self.seq + 2
+        if outcome.error:
+            self.emit(events.ERROR, **outcome.error)
+        self.finishing = True  # a message arriving now waits briefly for the lock instead of being busy
+        if self.slots_key:  # the caller may start another turn as soon as they see this one end
+            with contextlib.suppress(Exception):
+                await ratelimit.slot_release(self.slots_key, self.turn_id)
+        self.emit(
+            events.TURN_FINISHED,
+            message_id=self.assistant_message_id,
+            status=outcome.status,
+            usage=outcome.usage(),
+            latency_ms=latency_ms,
+            ttft_ms=round(outcome.ttft_ms, 2) if outcome.ttft_ms is not None else None,
+            model=outcome.model or self.agent.model,
+        )
+        await self.hub.flush()
+        if self.history_override is None and cached_history is not None:
+            new_entries = [{"role": "user", "content": self.user_content}]
+            new_entries += [history_entry(m) for m in outcome.tool_messages]
+            if outcome.content or outcome.status != MessageStatus.ERROR:
+                new_entries.append({"role": "assistant", "content": outcome.content})
+            with contextlib.suppress(Exception):
+                await self.hub.store.set_history(self.conversation_id, trim_history(cached_history + new_entries))
+
+
+def _model_error_message(exc: LLMError) -> str:
+    messages = {
+        "rate_limited": "The model server is rate limiting requests; try again shortly.",
+        "server_error": "The model server failed to answer; try again.",
+        "timeout": "The model server did not answer in time.",
+        "connection": "The model server could not be reached.",
+        "stream_dropped": "The model's answer stream broke off; the partial answer was kept.",
+        "bad_request": "The model server refused the request.",
+        "auth": "The model server refused AgentHub's credentials; an operator must fix the configuration.",
+        "unknown_model": "The agent's model is not available on the model server.",
+    }
+    return messages.get(exc.kind, "The model call failed.")
