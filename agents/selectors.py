@@ -10,13 +10,11 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from accounts.models import Organization
-from accounts.roles import Role
 from agenthub.errors import NotFoundError
 from agents.definition import SNAPSHOT_FIELDS
 from agents.models import Agent, AgentVersion
 from integrations.llm import router
 from integrations.llm.types import ModelInfo
-from tools.models import Draft, ToolInvocation
 
 # --- agents ------------------------------------------------------------------------------
 
@@ -82,27 +80,3 @@ def agent_has_unpublished_changes(agent: Agent) -> bool:
     if agent_tool_grants(agent) != list(agent.live_version.tools or []):
         return True
     return agent_snapshot(agent) != agent_snapshot(agent.live_version)
-
-
-def _own_rows_unless_operator(queryset, tenant, *, user_field: str, api_key_field: str):
-    """Operators and above see every row of the organization; others only
-    the rows of their own chats (their user, or the API key they call with)."""
-    queryset = queryset.for_organization(tenant.organization)
-    if tenant.has_role(Role.OPERATOR):
-        return queryset
-    if tenant.api_key is not None:
-        return queryset.filter(**{api_key_field: tenant.api_key})
-    return queryset.filter(**{user_field: tenant.user})
-
-
-def draft_list_for(*, tenant) -> QuerySet[Draft]:
-    """The drafts the caller may see: all of the organization for operators
-    and above, the ones they asked for otherwise."""
-    return _own_rows_unless_operator(
-        Draft.objects.all(), tenant, user_field="requested_by", api_key_field="requested_by_api_key"
-    )
-
-
-def tool_invocation_list_for(*, tenant) -> QuerySet[ToolInvocation]:
-    """The tool calls the caller may see (as for drafts)."""
-    return _own_rows_unless_operator(ToolInvocation.objects.all(), tenant, user_field="user", api_key_field="api_key")

@@ -8,11 +8,13 @@ models, unique slugs, publishing state) are the services'.
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agenthub.api.serializers import StrictSerializer
+from accounts.roles import Role
+from agenthub.api.serializers import StrictBooleanField, StrictSerializer
 from agents import catalog, selectors
 from agents.definition import EDITABLE_FIELDS, SNAPSHOT_FIELDS
 from agents.models import Agent, AgentStatus, AgentVersion
 from agents.services.agents import BULK_MAX_IDS, MAX_FALLBACK_MODELS, TEXT_LIMITS, BulkAction
+from agents.services.grants import GRANTS_MAX
 from agents.services.publishing import NOTE_MAX
 
 # --- fields ------------------------------------------------------------------------------------
@@ -337,3 +339,38 @@ class AgentConfigSerializer(serializers.Serializer):
     defaults = AgentDefaultsSerializer()
     limits = AgentLimitsSerializer()
     chat_max_prompt_chars = serializers.IntegerField(help_text="The longest chat message accepted, in characters.")
+
+
+# --- grants ------------------------------------------------------------------------------------
+
+
+class ToolGrantSerializer(StrictSerializer):
+    """One tool granted to an agent; null overrides keep the tool's own rule."""
+
+    tool = serializers.CharField(max_length=64, help_text="A tool name from /api/v1/tools.")
+    min_role = serializers.ChoiceField(
+        choices=Role.choices,
+        allow_null=True,
+        required=False,
+        default=None,
+        help_text="Null: the tool's own minimum role.",
+    )
+    requires_approval = StrictBooleanField(
+        allow_null=True, required=False, default=None, help_text="Null: the tool's own approval rule."
+    )
+
+
+class AgentToolsWriteSerializer(StrictSerializer):
+    """The agent's complete set of grants (it replaces the current one)."""
+
+    tools = ToolGrantSerializer(many=True, max_length=GRANTS_MAX, help_text="Each tool at most once.")
+
+
+class AgentToolsSerializer(serializers.Serializer):
+    agent = serializers.UUIDField(help_text="The agent's id.")
+    tools = ToolGrantSerializer(many=True, help_text="The working grants (what the next publish records).")
+    published = ToolGrantSerializer(
+        many=True, allow_null=True, help_text="The grants of the live version, which chats use; null until published."
+    )
+    unpublished = serializers.BooleanField(help_text="True when the grants differ from the live version's.")
+    detail = serializers.CharField(help_text="Grants apply to chats when the agent is next published.")

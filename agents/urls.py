@@ -3,14 +3,15 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from agents import apis
+from agents.apis import agents, catalog, grants
 
 router = SimpleRouter(trailing_slash=False)
-router.register("agents", apis.AgentViewSet, basename="agent")
-router.register("templates", apis.TemplateViewSet, basename="template")
+router.register("agents", agents.AgentViewSet, basename="agent")
+router.register("templates", catalog.TemplateViewSet, basename="template")
 
 urlpatterns = [
-    path("industries", apis.IndustryListApi.as_view(), name="industry-list"),
-    path("config", apis.AgentConfigApi.as_view(), name="agent-config"),
+    path("industries", catalog.IndustryListApi.as_view(), name="industry-list"),
+    path("config", catalog.AgentConfigApi.as_view(), name="agent-config"),
+    path("agents/<str:id>/tools", grants.AgentToolsApi.as_view(), name="agent-tools"),
     *router.urls,
 ]

@@ -21,12 +21,11 @@ from django.db.models.functions import Left, Length
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import generics, mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.apis import ORG_HEADER_PARAMETER
 from accounts.callers import Caller
@@ -34,15 +33,10 @@ from accounts.permissions import HasOrganizationRole
 from accounts.roles import Role
 from accounts.tenancy import TenantScopedMixin, tenant_for_request
 from agenthub.api.filters import DateTimeFilter
-from agents import selectors
-from agents.apis import AGENT_ID
-from agents.models import Agent
-from agents.services.grants import agent_tools_set
+from tools import selectors
 from tools.models import Draft, DraftStatus, InvocationStatus, ToolExecution, ToolInvocation
 from tools.serializers import (
     LIST_RESULT_CHARS,
-    AgentToolsSerializer,
-    AgentToolsWriteSerializer,
     DraftConfirmSerializer,
     DraftRejectSerializer,
     DraftSerializer,
@@ -66,77 +60,22 @@ def _with_result_preview(queryset):
 # --- the catalog -------------------------------------------------------------------------------
 
 
-class ToolCatalogApi(APIView):
+class ToolCatalogApi(generics.ListAPIView):
     """The tools the organization's agents may be granted: the built-in
-    tools and the organization's enabled HTTP tools."""
+    tools and the organization's enabled HTTP tools, by name."""
 
     permission_classes = [IsAuthenticated, HasOrganizationRole]
     read_role = Role.VIEWER
+    serializer_class = ToolSerializer
+    filter_backends = []
 
-    @extend_schema(
-        summary="Tools agents may be granted (the whole catalog, by name; not paginated)",
-        responses=ToolSerializer(many=True),
-        parameters=[ORG_HEADER_PARAMETER],
-    )
-    def get(self, request):
-        tenant = tenant_for_request(request)
-        tools = tools_for_organization(str(tenant.organization.pk))
-        return Response(ToolSerializer([tools[name].describe() for name in sorted(tools)], many=True).data)
+    def get_queryset(self):
+        tools = tools_for_organization(str(tenant_for_request(self.request).organization.pk))
+        return [tools[name].describe() for name in sorted(tools)]
 
-
-# --- an agent's grants ---------------------------------------------------------------------------
-
-
-class AgentToolsApi(APIView):
-    """The tools an agent may call.  Grants belong to the working
-    definition: they reach chats when the agent is next published."""
-
-    permission_classes = [IsAuthenticated, HasOrganizationRole]
-    read_role = Role.VIEWER
-    write_role = Role.OPERATOR
-    http_method_names = ["get", "put", "head", "options"]
-
-    def _agent(self, agent_id) -> Agent:
-        return selectors.agent_get(organization=tenant_for_request(self.request).organization, agent_id=agent_id)
-
-    @staticmethod
-    def _response(agent: Agent, tools: list[dict]) -> Response:
-        published = list(agent.live_version.tools or []) if agent.live_version_id else None
-        data = {
-            "agent": agent.pk,
-            "tools": tools,
-            "published": published,
-            "unpublished": tools != published,
-            "detail": "Grants apply to chats when the agent is next published.",
-        }
-        return Response(AgentToolsSerializer(data).data)
-
-    @extend_schema(
-        summary="An agent's tool grants, and those of its live version",
-        responses=AgentToolsSerializer,
-        parameters=[ORG_HEADER_PARAMETER, AGENT_ID],
-    )
-    def get(self, request, id):
-        agent = self._agent(id)
-        return self._response(agent, selectors.agent_tool_grants(agent))
-
-    @extend_schema(
-        summary="Replace an agent's tool grants (they apply on the next publish)",
-        description="Every tool must be in /api/v1/tools and appear once: unknown tools are a 400 "
-        "(`unknown_tools`, naming them in `error.details.tools`), duplicates a 400 (`validation_error`). "
-        "Nothing changes on an error.",
-        request=AgentToolsWriteSerializer,
-        responses={200: AgentToolsSerializer},
-        parameters=[ORG_HEADER_PARAMETER, AGENT_ID],
-    )
-    def put(self, request, id):
-        agent = self._agent(id)
-        serializer = AgentToolsWriteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        tools = agent_tools_set(
-            agent=agent, grants=serializer.validated_data["tools"], user=tenant_for_request(request).user
-        )
-        return self._response(agent, tools)
+    @extend_schema(summary="Tools agents may be granted", parameters=[ORG_HEADER_PARAMETER])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
 
 # --- drafts ----------------------------------------------------------------------------------------
@@ -193,7 +132,7 @@ class DraftViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveMode
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Draft.objects.none()
-        queryset = selectors.draft_list_for(tenant=self.tenant)
+        queryset = selectors.draft_list_for(caller=Caller.from_tenant(self.tenant))
         return _with_result_preview(queryset) if self.action == "list" else queryset
 
     @property
@@ -288,5 +227,5 @@ class ToolInvocationViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ToolInvocation.objects.none()
-        queryset = selectors.tool_invocation_list_for(tenant=self.tenant)
+        queryset = selectors.tool_invocation_list_for(caller=Caller.from_tenant(self.tenant))
         return _with_result_preview(queryset) if self.action == "list" else queryset

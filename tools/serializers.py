@@ -5,12 +5,10 @@ Input serializers are strict (unknown fields are a 400); which tools exist
 and who may decide a draft are the services' rules.
 """
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.roles import Role
-from agenthub.api.serializers import StrictSerializer
-from agents.services.grants import GRANTS_MAX
+from agenthub.api.serializers import JSONObjectField, StrictSerializer
 from tools.models import Draft, ToolExecution, ToolInvocation
 
 LIST_RESULT_CHARS = 500
@@ -27,20 +25,6 @@ def result_of(obj) -> str:
 def result_chars_of(obj) -> int:
     length = getattr(obj, "result_chars", None)
     return length if length is not None else len(obj.result)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """``true`` or ``false`` (and ``null`` when allowed); not "yes", 1 or "on"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-@extend_schema_field({"type": "object", "additionalProperties": True})
-class JSONObjectField(serializers.JSONField):
-    """A JSON object (arguments, a JSON schema)."""
 
 
 # --- the catalog ----------------------------------------------------------------------------
@@ -65,41 +49,6 @@ class ToolSerializer(serializers.Serializer):
         choices=[("builtin", "Built in"), ("http", "HTTP tool")],
         help_text="'builtin' (part of AgentHub) or 'http' (an operator's HTTP tool).",
     )
-
-
-# --- grants ------------------------------------------------------------------------------------
-
-
-class ToolGrantSerializer(StrictSerializer):
-    """One tool granted to an agent; null overrides keep the tool's own rule."""
-
-    tool = serializers.CharField(max_length=64, help_text="A tool name from /api/v1/tools.")
-    min_role = serializers.ChoiceField(
-        choices=Role.choices,
-        allow_null=True,
-        required=False,
-        default=None,
-        help_text="Null: the tool's own minimum role.",
-    )
-    requires_approval = StrictBooleanField(
-        allow_null=True, required=False, default=None, help_text="Null: the tool's own approval rule."
-    )
-
-
-class AgentToolsWriteSerializer(StrictSerializer):
-    """The agent's complete set of grants (it replaces the current one)."""
-
-    tools = ToolGrantSerializer(many=True, max_length=GRANTS_MAX, help_text="Each tool at most once.")
-
-
-class AgentToolsSerializer(serializers.Serializer):
-    agent = serializers.UUIDField(help_text="The agent's id.")
-    tools = ToolGrantSerializer(many=True, help_text="The working grants (what the next publish records).")
-    published = ToolGrantSerializer(
-        many=True, allow_null=True, help_text="The grants of the live version, which chats use; null until published."
-    )
-    unpublished = serializers.BooleanField(help_text="True when the grants differ from the live version's.")
-    detail = serializers.CharField(help_text="Grants apply to chats when the agent is next published.")
 
 
 # --- drafts ------------------------------------------------------------------------------------

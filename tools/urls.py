@@ -11,6 +11,5 @@ router.register("tool-invocations", tool_apis.ToolInvocationViewSet, basename="t
 
 urlpatterns = [
     path("tools", tool_apis.ToolCatalogApi.as_view(), name="tool-list"),
-    path("agents/<str:id>/tools", tool_apis.AgentToolsApi.as_view(), name="agent-tools"),
     *router.urls,
 ]

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -40,3 +41,17 @@ class ErrorResponseSerializer(serializers.Serializer):
 
     error = ErrorDetailSerializer()
     request_id = serializers.CharField(allow_null=True)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """``true`` or ``false`` (and ``null`` when allowed); not "yes", 1 or "on"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(serializers.JSONField):
+    """A JSON object (arguments, a JSON schema)."""

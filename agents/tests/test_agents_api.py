@@ -298,9 +298,13 @@ def test_patch_refuses_status_and_unknown_fields(org_a):
     assert snapshot(agent) == before
 
 
-def test_put_is_not_allowed(org_a):
+@pytest.mark.parametrize("role", ROLES)
+def test_put_is_not_allowed_whatever_the_role(org_a, role):
+    """An unsupported method is a 405 for everyone, not a 403 for the roles
+    that may not write."""
     agent = AgentFactory(organization=org_a.organization)
-    assert_error(org_a.client("owner").put(detail(agent), {"name": "x"}, format="json"), 405)
+    error = assert_error(org_a.client(role).put(detail(agent), {"name": "x"}, format="json"), 405)
+    assert "PUT" in error["message"]
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -168,9 +168,12 @@ def test_bad_answers(answers, field):
 
 @pytest.mark.django_db
 def test_industries_api(org_a):
-    response = org_a.client("viewer").get("/api/v1/industries")
+    response = org_a.client("viewer").get("/api/v1/industries", {"page_size": 100})
     assert response.status_code == 200
-    body = response.json()
+    page = response.json()
+    assert set(page) == {"count", "next", "previous", "results"}
+    assert page["count"] == len(catalog.industry_ids())
+    body = page["results"]
     assert [i["id"] for i in body] == catalog.industry_ids()
     healthcare = next(i for i in body if i["id"] == "healthcare")
     assert healthcare["templates"] == ["patient-intake", "clinic-faq"]
@@ -180,9 +183,13 @@ def test_industries_api(org_a):
 @pytest.mark.django_db
 def test_templates_api_lists_filters_and_details(org_a):
     client = org_a.client("viewer")
-    everything = client.get("/api/v1/templates").json()
-    assert [t["id"] for t in everything] == [t.id for t in catalog.TEMPLATES]
-    legal = client.get("/api/v1/templates", {"industry": "legal"}).json()
+    everything = client.get("/api/v1/templates", {"page_size": 100}).json()
+    assert everything["count"] == len(catalog.TEMPLATES)
+    assert [t["id"] for t in everything["results"]] == [t.id for t in catalog.TEMPLATES]
+    first = client.get("/api/v1/templates", {"page_size": 2}).json()
+    assert [t["id"] for t in first["results"]] == [t.id for t in catalog.TEMPLATES[:2]]
+    assert first["next"] and first["previous"] is None
+    legal = client.get("/api/v1/templates", {"industry": "legal"}).json()["results"]
     assert [t["id"] for t in legal] == ["legal-intake", "legal-information"]
     assert set(legal[0]) == {"id", "industry", "name", "description", "agent_name", "default_tone", "suggested_goals"}
     bad = client.get("/api/v1/templates", {"industry": "astrology"})

@@ -30,7 +30,7 @@ from agenthub.errors import ApplicationError
 from agenthub.requestid import get_request_id
 from agents.models import Agent, AgentStatus
 from chat import events
-from chat.apis.chat import (
+from chat.apis.streams import (
     NO_FORMAT_PARAMETER,
     SSE_ERROR_DESCRIPTION,
     AcceptHeaderNegotiation,

@@ -124,9 +124,10 @@ def test_catalog_lists_builtins_and_only_the_organizations_enabled_http_tools(or
     http_tool(org_a.organization, "crm_lookup", requires_approval=True, approver_role="admin", timeout_seconds=7)
     http_tool(org_a.organization, "old_lookup", enabled=False)
     http_tool(org_b.organization, "bravo_lookup")
-    response = org_a.client(role).get(TOOLS)
+    response = org_a.client(role).get(TOOLS, {"page_size": 100})
     assert response.status_code == 200
-    tools = {t["name"]: t for t in response.json()}
+    assert set(response.json()) == {"count", "next", "previous", "results"}
+    tools = {t["name"]: t for t in response.json()["results"]}
     assert list(tools) == sorted([*BUILTINS, *TEST_TOOLS, "crm_lookup"])
     assert tools["calculator"] == {
         "name": "calculator",
@@ -155,7 +156,7 @@ def test_catalog_lists_builtins_and_only_the_organizations_enabled_http_tools(or
         7.0,
     )
     assert crm["parameters"]["properties"] == {"q": {"type": "string"}}
-    other = org_b.client(role).get(TOOLS).json()
+    other = org_b.client(role).get(TOOLS, {"page_size": 100}).json()["results"]
     assert [t["name"] for t in other] == sorted([*BUILTINS, *TEST_TOOLS, "bravo_lookup"])
 
 
@@ -833,7 +834,7 @@ def test_cross_organization_sweep(org_a, org_b, b_objects, role, django_capture_
 
     # Lists hold only the caller's organization's rows.
     http_tool(org_b.organization, "bravo_lookup")
-    assert "bravo_lookup" not in {t["name"] for t in client.get(TOOLS).json()}
+    assert "bravo_lookup" not in {t["name"] for t in client.get(TOOLS, {"page_size": 100}).json()["results"]}
     if needs_member:
         make_draft(org_a.organization, requested_by=org_a.users[role])
         make_invocation(org_a.organization, user=org_a.users[role])

@@ -1,5 +1,5 @@
-"""Agents API: agents and their versions, publishing, bulk actions, YAML
-import/export, the industry template catalog and the agent configuration.
+"""Agents API: agents and their versions, publishing, bulk actions and YAML
+import/export.
 
 Views parse input, call a service or selector and serialize.  Roles: viewers
 (and members) read; operators create, edit, publish, deploy, roll back and
@@ -7,18 +7,14 @@ change status; admins delete.  Another organization's agent is a 404.
 """
 
 import django_filters
-from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import BaseParser
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.apis import ORG_HEADER_PARAMETER
 from accounts.permissions import HasOrganizationRole
@@ -27,12 +23,12 @@ from accounts.tenancy import TenantScopedMixin
 from agenthub.errors import ApplicationError
 from agenthub.jsonparse import JSONParser
 from agents import catalog, selectors
+from agents.apis.yaml_http import YAML_MEDIA_TYPES, TextYAMLParser, XYAMLParser, YAMLRenderer, YAMLTextParser
 from agents.definition import SPEC_FIELDS
 from agents.models import Agent, AgentStatus
 from agents.serializers import (
     AgentBulkResultSerializer,
     AgentBulkSerializer,
-    AgentConfigSerializer,
     AgentFromTemplateSerializer,
     AgentImportSerializer,
     AgentPublishSerializer,
@@ -41,61 +37,9 @@ from agents.serializers import (
     AgentStatusSerializer,
     AgentVersionSerializer,
     AgentWriteSerializer,
-    IndustrySerializer,
-    TemplateDetailSerializer,
-    TemplatePreviewResultSerializer,
-    TemplatePreviewSerializer,
-    TemplateSerializer,
 )
 from agents.services import agents as agent_services
 from agents.services import publishing, templates, yamldoc
-
-YAML_MEDIA_TYPES = ("application/yaml", "text/yaml", "application/x-yaml")
-
-
-# --- YAML over HTTP ---------------------------------------------------------------------------
-
-
-class YAMLTextParser(BaseParser):
-    """Hands the body over as text; :mod:`agents.services.yamldoc` parses it, so that
-    errors carry field paths."""
-
-    media_type = "application/yaml"
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
-        try:
-            return stream.read().decode(encoding)
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise ParseError(f"The YAML body is not valid {encoding} text.") from exc
-
-
-class TextYAMLParser(YAMLTextParser):
-    media_type = "text/yaml"
-
-
-class XYAMLParser(YAMLTextParser):
-    media_type = "application/x-yaml"
-
-
-class YAMLRenderer(BaseRenderer):
-    """Renders YAML text as it is, and anything else (an error) as YAML."""
-
-    media_type = "application/yaml"
-    format = "yaml"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        import yaml
-
-        if data is None:
-            return b""
-        if isinstance(data, str):
-            return data.encode(self.charset)
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode(self.charset)
-
-
-# --- agents ----------------------------------------------------------------------------------
 
 
 class AgentFilter(django_filters.FilterSet):
@@ -467,110 +411,3 @@ class AgentViewSet(TenantScopedMixin, mixins.ListModelMixin, viewsets.GenericVie
             answers=data["answers"],
         )
         return self._agent_response(agent, status.HTTP_201_CREATED)
-
-
-# --- templates and industries ----------------------------------------------------------------
-
-TEMPLATE_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="A template id.")
-
-
-class CatalogMixin:
-    permission_classes = [IsAuthenticated, HasOrganizationRole]
-    read_role = Role.VIEWER
-    write_role = Role.VIEWER  # previews write nothing
-
-
-class TemplateViewSet(CatalogMixin, viewsets.ViewSet):
-    """Industry templates: starting points for agents, rendered from answers
-    into a system prompt."""
-
-    lookup_field = "id"
-    lookup_value_regex = "[^/]+"
-
-    @staticmethod
-    def _template(template_id: str) -> catalog.Template:
-        return templates.template_get_or_404(template_id)
-
-    @extend_schema(
-        summary="Agent templates (the whole catalog; not paginated)",
-        parameters=[
-            ORG_HEADER_PARAMETER,
-            OpenApiParameter("industry", OpenApiTypes.STR, enum=catalog.industry_ids(), description="An industry id."),
-        ],
-        responses=TemplateSerializer(many=True),
-    )
-    def list(self, request):
-        industry = request.query_params.get("industry") or None
-        if industry is not None and catalog.industry_get(industry) is None:
-            raise ApplicationError(
-                f"industry: '{industry[:64]}' is not an industry.",
-                code="validation_error",
-                details={"fields": {"industry": [f"Choose one of: {', '.join(catalog.industry_ids())}."]}},
-            )
-        return Response(TemplateSerializer(catalog.template_list(industry=industry), many=True).data)
-
-    @extend_schema(
-        summary="One template, with the answers it asks for",
-        parameters=[ORG_HEADER_PARAMETER, TEMPLATE_ID],
-        responses=TemplateDetailSerializer,
-    )
-    def retrieve(self, request, id=None):
-        return Response(TemplateDetailSerializer(self._template(id)).data)
-
-    @extend_schema(
-        summary="Render a template with answers into a system prompt (nothing is saved)",
-        request=TemplatePreviewSerializer,
-        responses=TemplatePreviewResultSerializer,
-        parameters=[ORG_HEADER_PARAMETER, TEMPLATE_ID],
-    )
-    @action(detail=True, methods=["post"])
-    def preview(self, request, id=None):
-        template = self._template(id)
-        serializer = TemplatePreviewSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        prompt = templates.template_preview(template_id=template.id, answers=serializer.validated_data["answers"])
-        return Response(TemplatePreviewResultSerializer({"template": template.id, "prompt": prompt}).data)
-
-
-class IndustryListApi(CatalogMixin, APIView):
-    """The industries of the template catalog."""
-
-    @extend_schema(
-        summary="Industries (the whole catalog; not paginated)",
-        responses=IndustrySerializer(many=True),
-        parameters=[ORG_HEADER_PARAMETER],
-    )
-    def get(self, request):
-        return Response(IndustrySerializer(catalog.industry_list(), many=True).data)
-
-
-class AgentConfigApi(CatalogMixin, APIView):
-    """The models, defaults and limits agents are configured with."""
-
-    @extend_schema(
-        summary="What agents may be configured with: models, defaults and limits",
-        responses=AgentConfigSerializer,
-        parameters=[ORG_HEADER_PARAMETER],
-    )
-    def get(self, request):
-        def bounds(name):
-            validators = Agent._meta.get_field(name).validators
-            low = next(v.limit_value for v in validators if v.code == "min_value")
-            high = next(v.limit_value for v in validators if v.code == "max_value")
-            return {"min": low, "max": high}
-
-        data = {
-            "models": selectors.available_models(),
-            "default_model": settings.AGENTHUB_DEFAULT_MODEL,
-            "defaults": agent_services.field_defaults(),
-            "limits": {
-                "temperature": bounds("temperature"),
-                "max_output_tokens": bounds("max_output_tokens"),
-                "max_tool_rounds": bounds("max_tool_rounds"),
-                "system_prompt_max_chars": agent_services.TEXT_LIMITS["system_prompt"],
-                "description_max_chars": agent_services.TEXT_LIMITS["description"],
-                "max_fallback_models": agent_services.MAX_FALLBACK_MODELS,
-            },
-            "chat_max_prompt_chars": settings.CHAT_MAX_PROMPT_CHARS,
-        }
-        return Response(AgentConfigSerializer(data).data)

@@ -1,0 +1,1 @@
+"""The agents app's API: agents and versions, grants, templates and configuration."""
