@@ -76,7 +76,7 @@ def _definition(spec: dict) -> dict:
 
 @register_demo_seeder
 @transaction.atomic
-def seed_demo_agents(organization: Organization, users: dict[str, User]) -> list[str]:
+def seed_demo_agents(organization: Organization, users: dict[str, User], *, reset: bool = False) -> list[str]:
     operator = users.get(Role.OPERATOR)
     lines = []
     for spec in DEMO_AGENTS:

@@ -307,6 +307,9 @@ def test_demo_agents_are_published_active_and_idempotent(settings):
         call_command("seed_demo", "--force", stdout=out)
         return out.getvalue()
 
+    def agent_lines(output):
+        return output[output.index("  agent ") :]
+
     first = seed()
     agents = Agent.objects.filter(organization__slug="demo").order_by("slug")
     assert [(a.slug, a.status, a.live_version.number, a.model) for a in agents] == [
@@ -316,7 +319,7 @@ def test_demo_agents_are_published_active_and_idempotent(settings):
     assert agents[1].industry == "customer-support"
     assert "Demo Organization" in agents[1].system_prompt
     assert "agent support" in first and "/ws/v1/agents/it-helpdesk/chat/" in first
-    assert seed() == first
+    assert agent_lines(seed()) == agent_lines(first)
     assert AgentVersion.objects.count() == 2
 
     # A changed, republished and disabled demo agent is restored, republished and reactivated.
@@ -325,7 +328,9 @@ def test_demo_agents_are_published_active_and_idempotent(settings):
     Agent.objects.filter(pk=support.pk).update(system_prompt="Broken.")
     agent_publish(agent=support, user=None)
     Agent.objects.filter(pk=support.pk).update(status="disabled")
-    assert seed() == first.replace("support      Support assistant (v1", "support      Support assistant (v3")
+    assert agent_lines(seed()) == agent_lines(first).replace(
+        "support      Support assistant (v1", "support      Support assistant (v3"
+    )
     support.refresh_from_db()
     assert (support.status, support.live_version.number) == ("active", 3)
     assert support.system_prompt == support.live_version.system_prompt == original
