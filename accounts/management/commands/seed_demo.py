@@ -12,7 +12,7 @@ UNCHANGED = "(password unchanged)"
 class Command(BaseCommand):
     help = (
         "Create the demo organization with one user per role and demo data, and print the logins. "
-        "What exists is left as it is (passwords, sessions); --reset restores the original state."
+        "What exists is left as it is (passwords, sessions, edited agents); --reset restores the original state."
     )
 
     def add_arguments(self, parser):
