@@ -4,8 +4,10 @@ The IT helpdesk is granted tools, so a newcomer sees them work with the
 offline model: the calculator and the current time run at once, and an email
 becomes a draft that an operator confirms in the admin.
 
-Idempotent: a second run restores the same definitions and grants and
-publishes only when something differs from the live version, so re-seeding
+A second run leaves an existing demo agent as it is (its edits, grants,
+versions and status) and creates only the missing ones.  With ``reset``
+(``seed_demo --reset``) it restores the definitions, grants and status and
+publishes only when something differs from the live version, so resetting
 never piles up versions.
 """
 
@@ -76,27 +78,45 @@ def _definition(spec: dict) -> dict:
 
 @register_demo_seeder
 @transaction.atomic
-def seed_demo_agents(organization: Organization, users: dict[str, User]) -> list[str]:
+def seed_demo_agents(organization: Organization, users: dict[str, User], *, reset: bool = False) -> list[str]:
     operator = users.get(Role.OPERATOR)
     lines = []
     for spec in DEMO_AGENTS:
-        definition = _definition(spec)
-        agent = Agent.objects.for_organization(organization).filter(slug=spec["slug"]).first()
-        if agent is None:
-            agent = agent_create(organization=organization, user=operator, slug=spec["slug"], **definition)
-        else:
-            agent = agent_update(agent=agent, user=operator, data=definition)
-        agent_tools_set(agent=agent, grants=[{"tool": name} for name in spec.get("tools", ())], user=operator)
-        agent = selectors.agent_get(organization=organization, agent_id=agent.pk)
-        if selectors.agent_has_unpublished_changes(agent):
-            agent_publish(agent=agent, user=operator, note="Demo seed")
-        agent_set_status(agent=agent, user=operator, status=AgentStatus.ACTIVE)
-        lines.append(
-            f"agent {agent.slug:<12} {agent.name} (v{agent.live_version.number}, {agent.model}) "
-            f"— chat at /ws/v1/agents/{agent.slug}/chat/"
+        agent = (
+            Agent.objects.for_organization(organization)
+            .select_related("live_version")
+            .filter(slug=spec["slug"])
+            .first()
         )
+        if agent is None or reset:
+            agent = _restore(organization, operator, spec, agent)
+        lines.append(_agent_line(agent))
     lines.extend(_try_tools_hint(organization, users))
     return lines
+
+
+def _restore(organization: Organization, operator: User | None, spec: dict, agent: Agent | None) -> Agent:
+    """Creates the demo agent of ``spec`` (or restores ``agent`` to it):
+    definition, grants, published and active."""
+    definition = _definition(spec)
+    if agent is None:
+        agent = agent_create(organization=organization, user=operator, slug=spec["slug"], **definition)
+    else:
+        agent = agent_update(agent=agent, user=operator, data=definition)
+    agent_tools_set(agent=agent, grants=[{"tool": name} for name in spec.get("tools", ())], user=operator)
+    agent = selectors.agent_get(organization=organization, agent_id=agent.pk)
+    if selectors.agent_has_unpublished_changes(agent):
+        agent_publish(agent=agent, user=operator, note="Demo seed")
+    return agent_set_status(agent=agent, user=operator, status=AgentStatus.ACTIVE)
+
+
+def _agent_line(agent: Agent) -> str:
+    version = f"v{agent.live_version.number}" if agent.live_version else "not published"
+    status = "" if agent.status == AgentStatus.ACTIVE else f", {agent.status}"
+    return (
+        f"agent {agent.slug:<12} {agent.name} ({version}, {agent.model}{status}) "
+        f"— chat at /ws/v1/agents/{agent.slug}/chat/"
+    )
 
 
 def _try_tools_hint(organization: Organization, users: dict[str, User]) -> list[str]:

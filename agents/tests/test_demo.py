@@ -1,7 +1,7 @@
-"""The demo agents' tools: ``seed_demo`` grants and publishes them
-idempotently, and the hint it prints works as printed with the offline
-model — the calculator runs, the email becomes a draft that the demo
-operator confirms in the admin."""
+"""The demo agents: ``seed_demo`` creates and publishes the missing ones and
+leaves existing ones as they are (``--reset`` restores them); the tools hint
+it prints works as printed with the offline model — the calculator runs, the
+email becomes a draft that the demo operator confirms in the admin."""
 
 import json
 from io import StringIO
@@ -11,6 +11,7 @@ from django.core import mail
 from django.core.management import call_command
 
 from agents.models import Agent, AgentVersion
+from agents.services.agents import agent_delete, agent_set_status, agent_update
 from agents.services.grants import agent_tools_set
 from agents.services.publishing import agent_publish
 from chat.services.agents import agent_cache_clear
@@ -37,10 +38,14 @@ def demo_settings(settings):
     agent_cache_clear()
 
 
-def seed():
+def seed(*args):
     out = StringIO()
-    call_command("seed_demo", "--force", stdout=out)
+    call_command("seed_demo", "--force", *args, stdout=out)
     return out.getvalue()
+
+
+def agent_lines(output):
+    return output[output.index("  agent ") :]
 
 
 def helpdesk():
@@ -49,7 +54,9 @@ def helpdesk():
 
 def test_seed_grants_tools_to_the_helpdesk_and_publishes_them_once(demo_settings):
     first = seed()
-    assert seed() == first
+    second = seed()
+    assert seed() == second
+    assert agent_lines(second) == agent_lines(first)  # the users' lines differ: their passwords were kept
     agent = helpdesk()
     assert (agent.status, agent.live_version.number, agent.model) == ("active", 1, "offline")
     assert agent.live_version.tools == GRANTS
@@ -62,15 +69,82 @@ def test_seed_grants_tools_to_the_helpdesk_and_publishes_them_once(demo_settings
     assert HINTED_EMAIL in first
     assert "confirm the draft as demo-operator at /admin/tools/draft/" in first
 
-    # Grants removed and published are restored and republished; seeding again changes nothing.
+    # Grants removed and published are kept by a plain seed; --reset restores and republishes them.
     agent_tools_set(agent=agent, grants=[{"tool": "calculator"}], user=None)
     agent_publish(agent=agent, user=None)
-    assert seed() == first.replace("IT helpdesk (v1", "IT helpdesk (v3")
+    seed()
+    assert helpdesk().live_version.number == 2
+    assert helpdesk().live_version.tools == [GRANTS[0]]
+    assert seed("--reset").count("IT helpdesk (v3") == 1
+    seed("--reset")
     seed()
     agent = helpdesk()
     assert agent.live_version.number == 3
     assert agent.live_version.tools == GRANTS
     assert AgentVersion.objects.filter(agent=agent).count() == 3
+
+
+def snapshot(agent):
+    agent.refresh_from_db()
+    return {
+        "fields": {name: getattr(agent, name) for name in ("name", "system_prompt", "model", "status", "updated_at")},
+        "live": (agent.live_version.number, agent.live_version.system_prompt, agent.live_version.tools),
+        "versions": list(AgentVersion.objects.filter(agent=agent).values_list("number", "system_prompt", "tools")),
+    }
+
+
+def test_seeding_again_leaves_an_edited_demo_agent_as_it_is(demo_settings):
+    seed()
+    agent = helpdesk()
+    agent_update(agent=agent, user=None, data={"name": "Our helpdesk", "system_prompt": "Answer in French."})
+    agent_tools_set(agent=agent, grants=[{"tool": "calculator"}], user=None)
+    agent_publish(agent=agent, user=None, note="ours")
+    agent_update(agent=agent, user=None, data={"system_prompt": "Answer in German (not published yet)."})
+    agent_set_status(agent=agent, user=None, status="disabled")
+    edited = snapshot(agent)
+
+    output = seed()
+
+    assert snapshot(helpdesk()) == edited
+    assert edited["fields"]["system_prompt"] == "Answer in German (not published yet)."
+    assert edited["live"] == (2, "Answer in French.", [GRANTS[0]])
+    assert "agent it-helpdesk  Our helpdesk (v2, offline, disabled)" in output
+
+
+def test_a_deleted_demo_agent_is_recreated_and_the_other_left_alone(demo_settings):
+    seed()
+    support = Agent.objects.get(organization__slug="demo", slug="support")
+    agent_update(agent=support, user=None, data={"system_prompt": "Edited."})
+    edited = snapshot(support)
+    agent_delete(agent=helpdesk())
+
+    output = seed()
+
+    agent = helpdesk()
+    assert (agent.status, agent.live_version.number, agent.live_version.tools) == ("active", 1, GRANTS)
+    assert "agent it-helpdesk  IT helpdesk (v1, offline)" in output
+    assert snapshot(support) == edited
+
+
+def test_reset_restores_an_edited_demo_agent(demo_settings):
+    first = seed()
+    original = snapshot(helpdesk())
+    agent = helpdesk()
+    agent_update(agent=agent, user=None, data={"name": "Our helpdesk", "system_prompt": "Answer in French."})
+    agent_tools_set(agent=agent, grants=[], user=None)
+    agent_publish(agent=agent, user=None)
+    agent_set_status(agent=agent, user=None, status="disabled")
+
+    output = seed("--reset")
+
+    restored = snapshot(helpdesk())
+    assert "agent it-helpdesk  IT helpdesk (v3, offline)" in output
+    assert {k: v for k, v in restored["fields"].items() if k != "updated_at"} == {
+        k: v for k, v in original["fields"].items() if k != "updated_at"
+    }
+    assert restored["live"] == (3, original["live"][1], GRANTS)
+    assert len(restored["versions"]) == 3  # versions are kept; the restored definition is published on top
+    assert seed("--reset").replace("(v3", "(v1") == first  # reset again: nothing to republish
 
 
 def test_the_hinted_messages_run_the_calculator_and_draft_an_email_the_operator_confirms(demo_settings, client):
