@@ -156,7 +156,7 @@ def _fake_dns(monkeypatch, names: dict[str, list[str]]) -> list[str]:
             return results
         return REAL_GETADDRINFO(host, port, *args, **kwargs)
 
-    monkeypatch.setattr(egress.socket, "getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
     return lookups
 
 
@@ -164,7 +164,7 @@ def _no_dns(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("getaddrinfo must not be called")
 
-    monkeypatch.setattr(egress.socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def _mock_transport(monkeypatch, handler) -> list[httpx.Request]:
@@ -258,7 +258,7 @@ def test_dns_failure_is_refused(monkeypatch):
     def fail(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(egress.socket, "getaddrinfo", fail)
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
 
     with pytest.raises(EgressRefused) as caught:
         http_fetch(method="GET", url="https://nowhere.example.test/")

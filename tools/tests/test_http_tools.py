@@ -209,8 +209,6 @@ def test_a_confirmed_http_request_draft_to_a_private_address_fails_without_a_req
 def test_a_name_resolving_to_loopback_is_refused(org_a, backend, monkeypatch):
     import socket
 
-    from integrations import egress
-
     port = backend.server_address[1]
 
     def fake_getaddrinfo(host, *args, **kwargs):
@@ -218,7 +216,7 @@ def test_a_name_resolving_to_loopback_is_refused(org_a, backend, monkeypatch):
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
         raise socket.gaierror("unknown")
 
-    monkeypatch.setattr(egress.socket, "getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
     http_tool(org_a.organization, backend, name="sneaky", url_template=f"http://internal.example.test:{port}/api/x")
     definition = tool_definition_get(str(org_a.organization.pk), "sneaky")
     result = tool_run(definition, {}, context_for(org_a))
