@@ -44,18 +44,12 @@ def test_metrics_report_the_depth_of_every_celery_queue(client, settings):
 @pytest.mark.django_db
 def test_tool_and_draft_metrics_are_exported(client, org_a, settings):
     from accounts.callers import Caller
-    from tools.models import Draft
     from tools.services.drafts import draft_reject
+    from tools.tests.factories import DraftFactory
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    from django.utils import timezone
 
-    draft = Draft.objects.create(
-        organization=org_a.organization,
-        tool="calculator",
-        arguments={"expression": "1+1"},
-        expires_at=timezone.now() + timezone.timedelta(hours=1),
-    )
+    draft = DraftFactory(organization=org_a.organization, arguments={"expression": "1+1"})
     caller = Caller(
         organization_id=str(org_a.organization.pk), role="operator", user_id=str(org_a.users["operator"].pk)
     )

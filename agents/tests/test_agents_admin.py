@@ -9,6 +9,7 @@ from agents.models import Agent, AgentStatus, AgentVersion
 from agents.services.publishing import agent_publish
 from agents.tests.factories import AgentFactory, published_agent
 from chat.models import Channel, Conversation
+from chat.tests.factories import ConversationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -135,9 +136,7 @@ def test_change_records_the_editor_and_keeps_the_live_version(admin_client, admi
 
 def test_delete_goes_through_the_service(admin_client, org_a):
     agent = published_agent(org_a.organization)
-    Conversation.objects.create(
-        organization=org_a.organization, agent=agent, version=agent.live_version, channel=Channel.ADMIN
-    )
+    ConversationFactory(agent=agent, channel=Channel.ADMIN)
     confirm = admin_client.get(f"/admin/agents/agent/{agent.pk}/delete/").content.decode()
     assert "Are you sure" in confirm and "protected" not in confirm
     response = admin_client.post(f"/admin/agents/agent/{agent.pk}/delete/", {"post": "yes"})
@@ -151,9 +150,7 @@ def test_delete_selected_goes_through_the_service(admin_client, org_a):
     agents = [published_agent(org_a.organization) for _ in range(2)]
     keep = AgentFactory(organization=org_a.organization)
     for agent in agents:
-        Conversation.objects.create(
-            organization=org_a.organization, agent=agent, version=agent.live_version, channel=Channel.REST
-        )
+        ConversationFactory(agent=agent)
     selected = {"action": "delete_selected", "_selected_action": [str(a.pk) for a in agents]}
     assert admin_client.post(CHANGELIST, selected).status_code == 200  # the confirmation page
     response = admin_client.post(CHANGELIST, {**selected, "post": "yes"})

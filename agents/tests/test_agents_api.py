@@ -12,6 +12,7 @@ from accounts.services import api_key_create
 from agents.models import Agent, AgentStatus, AgentVersion
 from agents.services.publishing import agent_publish
 from agents.tests.factories import AgentFactory, published_agent
+from chat.tests.factories import ConversationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -354,12 +355,10 @@ def test_readers_cannot_use_any_write_endpoint(org_a, role):
 
 
 def test_delete_removes_versions_and_conversations(org_a):
-    from chat.models import Channel, Conversation
+    from chat.models import Conversation
 
     agent = published_agent(org_a.organization)
-    Conversation.objects.create(
-        organization=org_a.organization, agent=agent, version=agent.live_version, channel=Channel.REST
-    )
+    ConversationFactory(agent=agent)
     assert org_a.client("admin").delete(detail(agent)).status_code == 204
     assert not Agent.objects.exists()
     assert not AgentVersion.objects.exists()

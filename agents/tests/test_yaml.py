@@ -16,7 +16,7 @@ from agents.services.agents import EDITABLE_FIELDS, agent_update
 from agents.services.grants import agent_tools_set
 from agents.services.publishing import agent_publish
 from agents.tests.factories import AgentFactory, published_agent
-from tools.models import HttpTool
+from tools.tests.factories import HttpToolFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,13 +58,7 @@ STORED_GRANTS = [
 
 
 def http_tool(organization, name, **fields):
-    return HttpTool.objects.create(
-        organization=organization,
-        name=name,
-        description=f"The {name} tool.",
-        url_template="https://api.example.com/lookup",
-        **fields,
-    )
+    return HttpToolFactory(organization=organization, name=name, **fields)
 
 
 def with_grants(agent, grants=GRANTS):

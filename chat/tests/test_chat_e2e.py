@@ -4,7 +4,6 @@ real clients: ``websockets``, ``httpx`` (SSE) and the ``openai`` client."""
 
 import asyncio
 import json
-import time
 
 import httpx
 import openai
@@ -268,7 +267,6 @@ def test_openai_client_against_agents_as_models(setup):
 def test_model_failures_are_clear_and_keep_the_users_message(setup, directive, status, code, kind):
     base = setup["a"]
     auth = login(base)
-    started = time.monotonic()
     response = httpx.post(
         f"{base}/api/v1/chat", json={"agent": "support", "prompt": f"hello {directive}"}, headers=auth, timeout=30
     )
@@ -277,7 +275,6 @@ def test_model_failures_are_clear_and_keep_the_users_message(setup, directive, s
     assert (error["code"], error["details"]["kind"]) == (code, kind)
     session_id = error["details"]["session_id"]
     assert stored(session_id) == [("user", "complete"), ("assistant", "error")]
-    assert time.monotonic() - started < 20
 
 
 async def test_dropped_model_stream_marks_the_turn_interrupted_and_the_socket_stays_usable(setup):

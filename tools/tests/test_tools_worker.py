@@ -15,7 +15,6 @@ import redis
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections
-from django.utils import timezone
 
 from accounts.callers import Caller
 from agenthub.errors import ConflictError
@@ -24,6 +23,7 @@ from chat.tests.helpers import make_live_agent, open_chat, receive_until, ticket
 from tools.models import Draft, DraftStatus, InvocationStatus, ToolInvocation
 from tools.services.drafts import draft_confirm
 from tools.tests import tools_for_tests
+from tools.tests.factories import DraftFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -40,14 +40,7 @@ def broker():
 
 
 def pending_draft(org, tool: str, arguments: dict, requested_by) -> Draft:
-    return Draft.objects.create(
-        organization=org.organization,
-        tool=tool,
-        arguments=arguments,
-        requested_by=requested_by,
-        requested_role="member",
-        expires_at=timezone.now() + timezone.timedelta(hours=1),
-    )
+    return DraftFactory(organization=org.organization, tool=tool, arguments=arguments, requested_by=requested_by)
 
 
 def operator_caller(org) -> Caller:
