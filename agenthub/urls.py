@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as accounts_views
@@ -17,7 +18,18 @@ api_v1 = [
     path("", include("chat.urls")),
 ]
 
+# Admin pages of the models that moved out of the agents app: old bookmarks
+# and links in emails keep working.
+MOVED_ADMIN = [
+    re_path(
+        rf"^admin/agents/(?P<model>{models})/(?P<rest>.*)$",
+        RedirectView.as_view(url=f"/admin/{app}/%(model)s/%(rest)s", permanent=True, query_string=True),
+    )
+    for app, models in (("tools", "draft|httptool|toolinvocation"), ("chat", "conversation|message"))
+]
+
 urlpatterns = [
+    *MOVED_ADMIN,
     # The admin's login behind the shared lock-out rule (accounts.lockout).
     path("admin/login/", accounts_views.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),

@@ -371,3 +371,17 @@ def test_published_agent_version_links(admin_client, org_a):
     page = admin_client.get(f"/admin/agents/agent/{agent.pk}/change/").content.decode()
     assert f"/admin/agents/agentversion/{agent.live_version_id}/change/" in page
     assert "second" in page
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("/admin/agents/draft/?status__exact=pending", "/admin/tools/draft/?status__exact=pending"),
+        ("/admin/agents/httptool/add/", "/admin/tools/httptool/add/"),
+        ("/admin/agents/conversation/0b7e/change/", "/admin/chat/conversation/0b7e/change/"),
+    ],
+)
+def test_admin_pages_of_moved_models_redirect_to_their_new_app(client, old, new):
+    response = client.get(old)
+    assert response.status_code == 301
+    assert response["Location"] == new
