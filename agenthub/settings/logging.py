@@ -1,5 +1,5 @@
-"""Logging: one console handler on the root logger, JSON lines (or
-``LOG_FORMAT=pretty``) tagged with the request id."""
+"""Logging: one console handler, on the root logger only, writing JSON lines
+(or ``LOG_FORMAT=pretty``) tagged with the request id."""
 
 from .environment import env
 
@@ -8,7 +8,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "agenthub.requestid.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "agenthub.requestid.RequestIdLogFilter"},
+        "no_client_error_traceback": {"()": "agenthub.logfilters.ClientErrorTracebackFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -26,6 +29,13 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default logging gives "django" a console handler of its own
+        # (live under DEBUG) besides propagating to the root's: every record
+        # was written twice.  Configured here, it has none.
+        "django": {"level": "INFO"},
+        # A 4xx is one warning line; Django attaches a traceback to a 403
+        # (PermissionDenied) or 400 (BadRequest).
+        "django.request": {"filters": ["no_client_error_traceback"]},
         "django.db.backends": {"level": "INFO"},
         "daphne": {"level": "WARNING"},
         # One INFO line per model call is noise; failures are logged by us.
