@@ -11,6 +11,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "agenthub.requestid.RequestIdLogFilter"},
         "no_client_error_traceback": {"()": "agenthub.logfilters.ClientErrorTracebackFilter"},
+        "no_static_requests": {"()": "agenthub.logfilters.StaticRequestFilter"},
     },
     "formatters": {
         "json": {
@@ -36,6 +37,8 @@ LOGGING = {
         # A 4xx is one warning line; Django attaches a traceback to a 403
         # (PermissionDenied) or 400 (BadRequest).
         "django.request": {"filters": ["no_client_error_traceback"]},
+        # runserver's access log: no line per static file.
+        "django.channels.server": {"filters": ["no_static_requests"]},
         "django.db.backends": {"level": "INFO"},
         "daphne": {"level": "WARNING"},
         # One INFO line per model call is noise; failures are logged by us.

@@ -1,5 +1,6 @@
 """The logs a server process writes, with logging configured as it does it
-(Django's defaults, then LOGGING): one line per 4xx, no traceback for a 403."""
+(Django's defaults, then LOGGING): one line per 4xx, no traceback for a 403,
+nothing for a static file."""
 
 import copy
 import io
@@ -11,6 +12,9 @@ import pytest
 from django.utils.log import configure_logging
 
 from accounts.tests.factories import UserFactory
+from agenthub.server import StaticQuietAccessLog
+
+STATIC_FILE = "/static/admin/css/base.css"
 
 
 def _loggers():
@@ -86,6 +90,36 @@ def test_a_500_keeps_its_traceback(server_log):
         )
     [line] = lines_about(server_log, "Internal Server Error")
     assert "RuntimeError: boom" in json.loads(line)["exc_info"]
+
+
+@pytest.mark.django_db
+def test_a_static_file_request_logs_nothing(client, server_log):
+    assert client.get(STATIC_FILE).status_code == 200
+    assert lines_about(server_log, "/static/") == []
+
+
+def test_runserver_access_log_skips_static_files_only(server_log):
+    # daphne's runserver logs each request to django.channels.server.
+    access = logging.getLogger("django.channels.server")
+    for path in (STATIC_FILE, "/api/v1/me"):
+        details = {"method": "GET", "path": path, "status": 200, "time_taken": 0.01, "client": "127.0.0.1:1"}
+        access.info("HTTP %(method)s %(path)s %(status)s [%(time_taken).2f, %(client)s]", details)
+    assert lines_about(server_log, "/static/") == []
+    assert len(lines_about(server_log, "HTTP GET /api/v1/me 200")) == 1
+
+
+def test_server_access_log_skips_static_files_only():
+    stream = io.StringIO()
+    access_log = StaticQuietAccessLog(stream)
+    for path in (STATIC_FILE, "/api/v1/me", "/statics", "/api/static/x"):
+        access_log("http", "complete", {"path": path, "status": 200, "method": "GET", "client": "1.2.3.4:5", "size": 9})
+    access_log("websocket", "connected", {"path": "/ws/chat/", "client": "1.2.3.4:5"})
+    logged = stream.getvalue()
+    assert STATIC_FILE not in logged
+    assert '"GET /api/v1/me" 200 9' in logged
+    assert '"GET /statics" 200' in logged
+    assert '"GET /api/static/x" 200' in logged
+    assert '"WSCONNECT /ws/chat/"' in logged
 
 
 def test_zz_the_logging_configuration_is_back(caplog, settings):
