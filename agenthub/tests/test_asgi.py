@@ -5,6 +5,7 @@ settings.MIDDLEWARE, and skips the browser middleware (sessions)."""
 import asyncio
 from unittest import mock
 
+import pytest
 from asgiref.sync import async_to_sync, markcoroutinefunction
 from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware
@@ -72,6 +73,7 @@ def test_building_a_handler_from_a_list_leaves_settings_middleware_alone():
     assert handler._middleware_chain is not None
 
 
+@pytest.mark.django_db  # each request closes stale connections first
 def test_lean_paths_skip_the_session_middleware_and_other_paths_run_it():
     calls = []
     original = SessionMiddleware.process_request
