@@ -5,7 +5,6 @@ import os
 import re
 
 from django.core.asgi import get_asgi_application
-from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agenthub.settings.local")
 django_asgi_app = get_asgi_application()
@@ -17,6 +16,7 @@ from django.conf import settings  # noqa: E402
 
 from accounts.channels_auth import WebsocketAuthMiddleware  # noqa: E402
 from agenthub.bodylimit import BodyLimitMiddleware  # noqa: E402
+from agenthub.handlers import MiddlewareListASGIHandler  # noqa: E402
 from agenthub.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -29,19 +29,9 @@ class BrowserOriginValidator(OriginValidator):
         return parsed_origin is None or super().valid_origin(parsed_origin)
 
 
-class LeanASGIHandler(ASGIHandler):
-    """Django with ``settings.API_MIDDLEWARE`` instead of ``MIDDLEWARE``."""
-
-    def load_middleware(self, is_async=False):
-        full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = settings.API_MIDDLEWARE
-        try:
-            super().load_middleware(is_async=is_async)
-        finally:
-            settings.MIDDLEWARE = full
-
-
-# Chat paths that take bearer tokens only (JWT or API key): the hot path.
+# Chat paths that take bearer tokens only (JWT or API key): the hot path,
+# served by Django with settings.API_MIDDLEWARE.
+lean_asgi_app = MiddlewareListASGIHandler(settings.API_MIDDLEWARE)
 LEAN_PATHS = re.compile(r"^(/api/v1/chat|/api/v1/sessions/[^/]+/events|/v1/.*)$")
 
 
@@ -62,7 +52,7 @@ def _allowed_origins():
 application = ProtocolTypeRouter(
     {
         # Bodies are held to API_MAX_BODY_BYTES here, before either Django stack reads them.
-        "http": BodyLimitMiddleware(http_router(django_asgi_app, LeanASGIHandler())),
+        "http": BodyLimitMiddleware(http_router(django_asgi_app, lean_asgi_app)),
         "websocket": BrowserOriginValidator(
             WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns)), _allowed_origins()
         ),

@@ -1,6 +1,7 @@
 """AgentHub's ASGI server: daphne, with its command line unchanged, that
-refuses request bodies over ``API_MAX_BODY_BYTES`` while they arrive, and
-closes a websocket breaking the transport limits with a close frame.
+refuses request bodies over ``API_MAX_BODY_BYTES`` while they arrive,
+closes a websocket breaking the transport limits with a close frame, and
+leaves static files out of the access log.
 
 daphne holds websocket frames and messages to 1 MiB
 (``--websocket-max-frame-size``, ``--websocket-max-message-size``) through
@@ -18,6 +19,7 @@ Run it as daphne::
 
 import json
 
+from daphne.access import AccessLogGenerator
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import WebRequest
 from daphne.server import Server
@@ -81,9 +83,23 @@ class BodyLimitedRequest(WebRequest):
         self.channel.transport.loseConnection()
 
 
+class StaticQuietAccessLog(AccessLogGenerator):
+    """daphne's access log without a line per static file (under
+    ``STATIC_URL``, served by WhiteNoise); every other request is logged."""
+
+    def __call__(self, protocol, action, details):
+        from agenthub.logfilters import is_static_path
+
+        if protocol == "http" and action == "complete" and is_static_path(details.get("path", "")):
+            return
+        super().__call__(protocol, action, details)
+
+
 class AgentHubServer(Server):
-    def __init__(self, *args, ready_callable=None, **kwargs):
-        super().__init__(*args, ready_callable=self._configure, **kwargs)
+    def __init__(self, *args, ready_callable=None, action_logger=None, **kwargs):
+        if type(action_logger) is AccessLogGenerator:  # what the command line builds
+            action_logger = StaticQuietAccessLog(action_logger.stream)
+        super().__init__(*args, ready_callable=self._configure, action_logger=action_logger, **kwargs)
         self._then_ready = ready_callable
 
     def _configure(self):

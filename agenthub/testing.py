@@ -24,8 +24,14 @@ def free_port() -> int:
 
 def database_url_for_subprocess() -> str:
     """The URL of the database the tests are using (the test database)."""
-    db = connections["default"].settings_dict
+    connection = connections["default"]
+    db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
+        if connection.is_in_memory_db():
+            raise RuntimeError(
+                f"the test database {db['NAME']!r} is in memory: another process cannot open it "
+                "(agenthub.settings.test makes it a file: DATABASES['default']['TEST']['NAME'])"
+            )
         return f"sqlite:///{db['NAME']}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -2,10 +2,13 @@
 DATABASE_URL and REDIS_URL say (CI sets both to the machine's Postgres and
 Redis), with fast password hashing and quiet logs."""
 
+import os
+import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .base import *
-from .base import AGENTHUB_TOOL_MODULES, CACHES, REDIS_URL, env
+from .base import AGENTHUB_TOOL_MODULES, CACHES, DATABASES, REDIS_URL, env
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -15,6 +18,15 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="WARNING").upper()
 LOGGING["root"]["level"] = LOG_LEVEL
 LOG_FORMAT = "json"
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The SQLite test database is a file (not Django's default, in memory):
+    # the servers and workers that end-to-end tests start (agenthub.testing)
+    # open it too.  One per test process, so concurrent runs never share one.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"agenthub-test-{os.getpid()}.sqlite3"),
+    }
 
 
 def _redis_db(url: str, db: int) -> str:

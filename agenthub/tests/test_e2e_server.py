@@ -47,6 +47,10 @@ def test_daphne_serves_health_auth_and_api(org_a, tmp_path):
         schema = http.get("/api/schema/", headers={"Accept": "application/json"})
         assert schema.status_code == 200
         assert "/api/v1/api-keys" in schema.json()["paths"]
+    # daphne's access log: every request but the static file.
+    log = (tmp_path / "daphne.log").read_text()
+    assert '"GET /api/docs/" 200' in log
+    assert "/static/" not in log
 
 
 def test_lean_chat_paths_keep_headers_request_ids_and_metrics(org_a, tmp_path):

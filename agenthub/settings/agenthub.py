@@ -1,0 +1,74 @@
+"""AgentHub's own knobs: version, invitations, the model layer, the chat
+runtime and its rate limits, tools and drafts, and /metrics."""
+
+from .environment import env
+
+AGENTHUB_VERSION = "0.1.0"
+
+# Invitations (accounts): how long a link works, how many may be pending per
+# organization, how many an organization may send per hour; links point at
+# AGENTHUB_PUBLIC_URL (never at the request's Host header).
+INVITATION_TTL_SECONDS = env.int("INVITATION_TTL_SECONDS", default=7 * 86400)
+INVITATIONS_MAX_PENDING = env.int("INVITATIONS_MAX_PENDING", default=200)
+INVITATIONS_PER_HOUR = env.int("INVITATIONS_PER_HOUR", default=50)
+AGENTHUB_PUBLIC_URL = env.str("AGENTHUB_PUBLIC_URL", default="http://127.0.0.1:8000")
+
+# --- model layer (integrations.llm) -------------------------------------------------
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+# "offline" is the built-in deterministic model of the embedded demo; every
+# other name is served by the OpenAI-compatible server at OPENAI_BASE_URL.
+AGENTHUB_DEFAULT_MODEL = env.str(
+    "AGENTHUB_DEFAULT_MODEL", default="gpt-4o-mini" if (OPENAI_API_KEY or OPENAI_BASE_URL) else "offline"
+)
+# Models operators may choose, as "name" or "name:context_window_tokens".
+AGENTHUB_MODELS = env.list(
+    "AGENTHUB_MODELS", default=["offline:8192", "gpt-4o-mini:128000", "gpt-4o:128000", "gpt-4.1-mini:1000000"]
+)
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=60.0)
+LLM_CONNECT_TIMEOUT_SECONDS = env.float("LLM_CONNECT_TIMEOUT_SECONDS", default=5.0)
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
+LLM_OFFLINE_TOKEN_DELAY_MS = env.int("LLM_OFFLINE_TOKEN_DELAY_MS", default=25)
+
+# --- chat runtime (the chat app) ------------------------------------------------------
+CONVERSATION_TTL_SECONDS = env.int("CONVERSATION_TTL_SECONDS", default=3600)
+CHAT_MAX_PROMPT_CHARS = env.int("CHAT_MAX_PROMPT_CHARS", default=32000)
+# The most messages one /v1/chat/completions request may send (the whole prompt must
+# also fit the agent's model context window).
+CHAT_MAX_MESSAGES = env.int("CHAT_MAX_MESSAGES", default=500)
+CHAT_HISTORY_MAX_MESSAGES = env.int("CHAT_HISTORY_MAX_MESSAGES", default=50)
+CHAT_REPLAY_MAX_EVENTS = env.int("CHAT_REPLAY_MAX_EVENTS", default=5000)
+CHAT_REPLAY_TTL_SECONDS = env.int("CHAT_REPLAY_TTL_SECONDS", default=3600)
+CHAT_TURN_TIMEOUT_SECONDS = env.int("CHAT_TURN_TIMEOUT_SECONDS", default=300)
+# Limits on chat traffic (agenthub.ratelimit). Websocket frames of any type, per
+# connection; websocket messages per connection; messages per user (or API key
+# or visitor) across all connections and processes (Redis); turns running at
+# once per user, on every surface (websocket, REST/SSE, /v1). 0 turns a limit off.
+WS_FRAMES_PER_SECOND = env.float("WS_FRAMES_PER_SECOND", default=10)
+WS_FRAME_BURST = env.int("WS_FRAME_BURST", default=30)
+WS_MESSAGES_PER_MINUTE_PER_CONNECTION = env.float("WS_MESSAGES_PER_MINUTE_PER_CONNECTION", default=20)
+WS_MESSAGE_BURST_PER_CONNECTION = env.int("WS_MESSAGE_BURST_PER_CONNECTION", default=5)
+CHAT_MESSAGES_PER_MINUTE_PER_USER = env.float("CHAT_MESSAGES_PER_MINUTE_PER_USER", default=60)
+CHAT_MESSAGE_BURST_PER_USER = env.int("CHAT_MESSAGE_BURST_PER_USER", default=10)
+CHAT_MAX_CONCURRENT_TURNS_PER_USER = env.int("CHAT_MAX_CONCURRENT_TURNS_PER_USER", default=4)
+
+# --- tools and drafts (the tools app) --------------------------------------------
+# Modules whose @tool functions are registered at start-up (the built-ins, plus yours).
+AGENTHUB_TOOL_MODULES = ["tools.builtin", *env.list("AGENTHUB_EXTRA_TOOL_MODULES", default=[])]
+TOOL_DEFAULT_TIMEOUT_SECONDS = env.int("TOOL_DEFAULT_TIMEOUT_SECONDS", default=30)
+TOOL_RESULT_MAX_CHARS = env.int("TOOL_RESULT_MAX_CHARS", default=16000)
+# Pending drafts expire after this long (swept by Celery beat every minute).
+DRAFT_TTL_SECONDS = env.int("DRAFT_TTL_SECONDS", default=86400)
+
+# --- metrics ----------------------------------------------------------------------
+# /metrics needs a bearer token or a client address (or network) from the
+# allowlist. With neither set it is closed, unless METRICS_ALLOW_ANONYMOUS is
+# on (the development default; check --deploy warns about it).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+METRICS_ALLOW_ANONYMOUS = env.bool("METRICS_ALLOW_ANONYMOUS", default=False)
+# Labels naming an organization's objects (agent slugs, operator-defined tool
+# names) are hidden unless this is on: anyone who can scrape /metrics would
+# otherwise learn every tenant's agents and volumes.
+METRICS_TENANT_LABELS = env.bool("METRICS_TENANT_LABELS", default=False)
+PROMETHEUS_EXPORT_MIGRATIONS = False
