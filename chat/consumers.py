@@ -82,14 +82,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         problem = authentication_problem(scope)
         if problem is not None:
             return await self._refuse(*problem, CLOSE_UNAUTHORIZED)
-        user = scope["user"]
-        api_key = scope.get("api_key")
-        self.caller = Caller(
-            organization_id=str(scope["organization"].pk),
-            role=scope["role"],
-            user_id=None if api_key is not None else str(user.pk),
-            api_key_id=str(api_key.pk) if api_key is not None else None,
-        )
+        self.caller = Caller.from_scope(scope)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         requested_conversation = (query.get("conversation") or [""])[0] or None
         after = _int_or_none((query.get("after") or [""])[0])

@@ -178,10 +178,10 @@ class DraftAdmin(ReadOnlyAdminMixin, RoleGatedAdmin):
 
     @staticmethod
     def _caller(request, draft: Draft) -> Caller:
-        return Caller(
-            organization_id=str(draft.organization_id),
-            role=actor_role(request, draft.organization_id) or "",
-            user_id=str(request.user.pk),
+        return Caller.from_member(
+            organization_id=draft.organization_id,
+            role=actor_role(request, draft.organization_id),
+            user_id=request.user.pk,
         )
 
     def _decide_all(self, request, queryset, verb: str, decide) -> None:

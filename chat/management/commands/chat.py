@@ -35,8 +35,8 @@ class Command(BaseCommand):
         )
         if membership is None:
             raise CommandError(f"{user} is not a member of the organization '{org}'.")
-        caller = Caller(
-            organization_id=str(membership.organization_id), role=membership.role, user_id=str(membership.user_id)
+        caller = Caller.from_member(
+            organization_id=membership.organization_id, role=membership.role, user_id=membership.user_id
         )
         try:
             asyncio.run(self._chat(caller, agent, session, message))
