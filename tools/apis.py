@@ -1,10 +1,9 @@
-"""Tools API: the tool catalog, an agent's tool grants, drafts (confirm and
-reject) and the tool invocation log.
+"""Tools API: the tool catalog, drafts (confirm and reject) and the tool
+invocation log.  (An agent's grants are the agents app's: agents/apis/grants.py.)
 
 Views parse input, call a service or selector and serialize.  Roles:
 
-- the catalog and an agent's grants: viewers and above read; operators and
-  above replace the grants;
+- the catalog: viewers and above read;
 - drafts and tool invocations: operators and above see every one of the
   organization; members see those of their own chats (their user, or the
   API key they call with); viewers never chat, so they have none and are
@@ -12,7 +11,7 @@ Views parse input, call a service or selector and serialize.  Roles:
   draft needs the draft's approver role (the service checks it, and
   self-approval when the tool forbids it).
 
-Another organization's agent, draft or invocation is a 404, and so is a
+Another organization's draft or invocation is a 404, and so is a
 draft or invocation a member cannot see.
 """
 

@@ -1,5 +1,5 @@
-"""Serializers for the tools API: the tool catalog, an agent's tool grants,
-drafts and tool invocations.
+"""Serializers for the tools API: the tool catalog, drafts and tool
+invocations.
 
 Input serializers are strict (unknown fields are a 400); which tools exist
 and who may decide a draft are the services' rules.

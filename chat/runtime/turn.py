@@ -3,8 +3,10 @@
 A turn runs as its own asyncio task in the process that accepted the message,
 independent of the connection that asked for it: a dropped socket does not
 stop it.  It streams the model's answer as numbered events through the hub,
-bounds tool rounds, and ends by persisting the assistant message (complete,
-interrupted, cancelled or error) and emitting ``turn.finished``.
+reaches tools, the budget gate and the usage meter only through the ports it
+is handed (:mod:`chat.runtime.ports`), bounds tool rounds, and ends by
+persisting the assistant message (complete, interrupted, cancelled or error)
+and emitting ``turn.finished``.
 """
 
 import asyncio
@@ -139,7 +141,7 @@ class TurnRunner:
         # The caller's concurrency slot (agenthub.ratelimit), held until the turn ends.
         self.slots_key = slots_key
         self.finishing = False
-        self.caller = caller  # chat.services.turns.Caller: whose role the tools obey
+        self.caller = caller  # accounts.callers.Caller: whose role the tools obey
         self.agent = agent
         self.conversation_id = conversation_id
         self.channel = channel
