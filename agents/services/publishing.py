@@ -20,6 +20,7 @@ from agenthub.errors import ApplicationError
 from agents import selectors
 from agents.models import Agent, AgentStatus, AgentVersion
 from agents.services.agents import agent_lock, agent_set_status
+from tools.services.catalog import tools_for_organization
 
 NOTE_MAX = 500
 
@@ -56,8 +57,6 @@ def agent_publish(*, agent: Agent, user: User | None, note: str = "") -> AgentVe
         )
     grants = selectors.agent_tool_grants(locked)
     if grants:
-        from tools.services.catalog import tools_for_organization
-
         catalog = tools_for_organization(str(locked.organization_id))
         unknown = [grant["tool"] for grant in grants if grant["tool"] not in catalog]
         if unknown:
