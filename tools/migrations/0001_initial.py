@@ -8,18 +8,7 @@ import uuid
 from django.conf import settings
 from django.db import migrations, models
 
-
-def _content_types(app_label: str, names: tuple[str, ...], *, to: str):
-    def move(apps, schema_editor):
-        ContentType = apps.get_model("contenttypes", "ContentType")
-        db = schema_editor.connection.alias
-        for model in names:
-            if ContentType.objects.using(db).filter(app_label=to, model=model).exists():
-                continue
-            # Permissions and admin log entries follow their content type.
-            ContentType.objects.using(db).filter(app_label=app_label, model=model).update(app_label=to)
-
-    return move
+from agenthub.migrationops import content_types_move
 
 
 MODELS = ('httptool', 'toolinvocation', 'draft')
@@ -161,7 +150,7 @@ class Migration(migrations.Migration):
             ],
         ),
         migrations.RunPython(
-            _content_types("agents", MODELS, to="tools"),
-            _content_types("tools", MODELS, to="agents"),
+            content_types_move("agents", MODELS, to="tools"),
+            content_types_move("tools", MODELS, to="agents"),
         ),
     ]
