@@ -60,6 +60,21 @@ TOOL_RESULT_MAX_CHARS = env.int("TOOL_RESULT_MAX_CHARS", default=16000)
 # Pending drafts expire after this long (swept by Celery beat every minute).
 DRAFT_TTL_SECONDS = env.int("DRAFT_TTL_SECONDS", default=86400)
 
+# --- billing (the billing app) ---------------------------------------------------
+# The currency of organizations without a billing account of their own.
+BILLING_DEFAULT_CURRENCY = env.str("BILLING_DEFAULT_CURRENCY", default="USD").upper()
+# Budgets and prices are cached in each process for this long: a new budget
+# or price applies everywhere within it (and at once in the process that
+# wrote it).
+BILLING_CONFIG_CACHE_SECONDS = env.float("BILLING_CONFIG_CACHE_SECONDS", default=5.0)
+# The output tokens a call reserves against budgets when its agent sets no
+# maximum.
+BILLING_DEFAULT_MAX_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_MAX_OUTPUT_TOKENS", default=4096)
+# With Redis unreachable, budgets cannot be checked: refuse model calls
+# (the default) rather than run them unmetered.  On for single-node demos
+# that accept the risk.
+BILLING_FAIL_OPEN = env.bool("BILLING_FAIL_OPEN", default=False)
+
 # --- metrics ----------------------------------------------------------------------
 # /metrics needs a bearer token or a client address (or network) from the
 # allowlist. With neither set it is closed, unless METRICS_ALLOW_ANONYMOUS is

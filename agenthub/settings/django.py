@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "integrations",
+    "billing",
     "tools",
     "agents",
     "chat",

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Lowest first: an app imports only from apps before it in this list.
-APP_ORDER = ["accounts", "integrations", "tools", "agents", "chat"]
+APP_ORDER = ["accounts", "integrations", "billing", "tools", "agents", "chat"]
 # The project package is the bottom library (errors, db, rate limits, …)
 # except for the modules that assemble the apps into one program.
 COMPOSITION_ROOTS = {"agenthub.urls", "agenthub.asgi", "agenthub.routing", "agenthub.wsgi"}
