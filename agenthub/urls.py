@@ -14,6 +14,7 @@ handler500 = "agenthub.errors.handler500"
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("agents.urls")),
+    path("", include("billing.urls")),
     path("", include("tools.urls")),
     path("", include("chat.urls")),
 ]

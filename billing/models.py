@@ -319,6 +319,9 @@ class InvoiceLine(models.Model):
     class Meta:
         ordering = ["invoice", "position"]
 
+    def __str__(self) -> str:
+        return self.description
+
 
 class PaymentStatus(models.TextChoices):
     PENDING = "pending"
@@ -365,3 +368,6 @@ class WebhookEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "event_id"], name="billing_webhookevent_once")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type} {self.event_id}"
