@@ -12,10 +12,9 @@ Redis's own clock is used, so processes with skewed clocks agree.
 """
 
 import time
-import weakref
 from dataclasses import dataclass
 
-from agenthub.redis import get_redis, redis_configured
+from agenthub.redis import get_redis, redis_configured, script
 
 _TAKE = """
 local t = redis.call('TIME')
@@ -141,19 +140,6 @@ class LocalBucket:
         return 0.0
 
 
-_scripts: "weakref.WeakKeyDictionary[object, dict[str, object]]" = weakref.WeakKeyDictionary()
-
-
-def _script(source: str):
-    """``source`` registered with the loop's client: called by SHA (EVALSHA),
-    so the script's text is not sent on every frame."""
-    client = get_redis()
-    registered = _scripts.setdefault(client, {})
-    if source not in registered:
-        registered[source] = client.register_script(source)
-    return registered[source]
-
-
 _local_buckets: dict[str, LocalBucket] = {}
 _local_slots: dict[str, dict[str, float]] = {}
 
@@ -172,7 +158,7 @@ async def take(*buckets: Bucket) -> float:
             waits.append(bucket.take())
         return max(waits)
     args = [value for b in buckets for value in (b.rate, b.burst)]
-    wait = await _script(_TAKE)(keys=[f"agenthub:rl:{b.key}" for b in buckets], args=args)
+    wait = await script(_TAKE)(keys=[f"agenthub:rl:{b.key}" for b in buckets], args=args)
     return float(wait)
 
 
@@ -188,7 +174,7 @@ async def slot_acquire(key: str, holder: str, *, limit: int, ttl: int) -> bool:
         slots[holder] = now + ttl
         _local_slots[key] = slots
         return True
-    return bool(await _script(_SLOT_ACQUIRE)(keys=[f"agenthub:slots:{key}"], args=[holder, limit, ttl]))
+    return bool(await script(_SLOT_ACQUIRE)(keys=[f"agenthub:slots:{key}"], args=[holder, limit, ttl]))
 
 
 async def slot_refresh(key: str, holder: str, *, ttl: int) -> None:
@@ -196,7 +182,7 @@ async def slot_refresh(key: str, holder: str, *, ttl: int) -> None:
         if holder in _local_slots.get(key, {}):
             _local_slots[key][holder] = time.monotonic() + ttl
         return
-    await _script(_SLOT_REFRESH)(keys=[f"agenthub:slots:{key}"], args=[holder, ttl])
+    await script(_SLOT_REFRESH)(keys=[f"agenthub:slots:{key}"], args=[holder, ttl])
 
 
 async def slot_release(key: str, holder: str) -> None:
@@ -219,7 +205,7 @@ async def admit(buckets: tuple["Bucket", ...], slot_key: str, holder: str, *, li
         return Admission(ok=True)
     keys = [*(f"agenthub:rl:{b.key}" for b in buckets), f"agenthub:slots:{slot_key}"]
     args = [holder, max(limit, 0), ttl, *(value for b in buckets for value in (b.rate, b.burst))]
-    answer = await _script(_ADMIT)(keys=keys, args=args)
+    answer = await script(_ADMIT)(keys=keys, args=args)
     answer = answer.decode() if isinstance(answer, bytes) else str(answer)
     if answer == "ok":
         return Admission(ok=True)

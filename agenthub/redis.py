@@ -33,3 +33,16 @@ def get_redis():
         client = aioredis.Redis(connection_pool=pool)
         _clients[loop] = client
     return client
+
+
+_scripts: "weakref.WeakKeyDictionary[object, dict[str, object]]" = weakref.WeakKeyDictionary()
+
+
+def script(source: str):
+    """The Lua ``source`` registered with the loop's client: called by SHA
+    (EVALSHA), so its text is not sent on every call."""
+    client = get_redis()
+    registered = _scripts.setdefault(client, {})
+    if source not in registered:
+        registered[source] = client.register_script(source)
+    return registered[source]

@@ -365,9 +365,7 @@ class WebhookEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["provider", "event_id"], name="billing_webhookevent_once")
-        ]
+        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="billing_webhookevent_once")]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event_type} {self.event_id}"

@@ -58,6 +58,12 @@ class _Labels:
             self._values[(kind, key)] = (now + self.TTL, value)
         return value
 
+    def peek(self, kind: str, key: str) -> str | None:
+        """The cached value, or None (never loads: safe on an event loop)."""
+        with self._lock:
+            hit = self._values.get((kind, key))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
@@ -136,7 +142,9 @@ def usage_record(*, call: ModelCall, usage: ModelUsage, occurred_at: datetime | 
     currency = organization_currency(call.organization_id)
     quote = price_in_force(organization_id=call.organization_id, model=usage.model, at=occurred_at, currency=currency)
     if quote is None and usage.model != call.model:  # a fallback answered: price the model asked for if unpriced
-        quote = price_in_force(organization_id=call.organization_id, model=call.model, at=occurred_at, currency=currency)
+        quote = price_in_force(
+            organization_id=call.organization_id, model=call.model, at=occurred_at, currency=currency
+        )
     input_tokens = max(int(usage.prompt_tokens), 0)
     cached = min(max(int(usage.cached_tokens), 0), input_tokens)
     output_tokens = max(int(usage.completion_tokens), 0)

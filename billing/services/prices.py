@@ -70,12 +70,23 @@ class _PriceCache:
             self._entries[key] = (now + settings.BILLING_CONFIG_CACHE_SECONDS, schedules)
         return schedules
 
+    def fresh(self, organization_id: str, model: str) -> bool:
+        with self._lock:
+            entry = self._entries.get((organization_id, model))
+        return entry is not None and entry[0] > time.monotonic()
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
 
 
 _cache = _PriceCache()
+
+
+def price_cached(organization_id, model: str) -> bool:
+    """Whether :func:`price_in_force` would answer from memory (async callers
+    may then call it on the event loop)."""
+    return _cache.fresh(str(organization_id), model)
 
 
 def _load(organization_id, model: str) -> _Schedule:

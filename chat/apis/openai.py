@@ -32,11 +32,13 @@ from agents.models import Agent, AgentStatus
 from chat import events
 from chat.apis.streams import (
     NO_FORMAT_PARAMETER,
+    REFUSAL_STATUS,
     SSE_ERROR_DESCRIPTION,
     AcceptHeaderNegotiation,
     EventStreamRenderer,
     event_stream_response,
     raise_for_turn_error,
+    turn_error_as_http,
 )
 from chat.models import Channel, MessageStatus
 from chat.runtime.context import check_prompt_fits
@@ -218,6 +220,12 @@ class ChatCompletionsApi(OpenAIErrorsMixin, AsyncAPIView):
         completion_id = f"chatcmpl-{handle.turn_id}"
         created = int(time.time())
         if data["stream"]:
+            # A refusal before the model is called (a budget) is an HTTP
+            # status, as without streaming: look at the turn's first event
+            # before the response starts.
+            refusal = await _refusal_before_stream(handle.subscription, handle.turn_id)
+            if refusal is not None:
+                raise turn_error_as_http(refusal)
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             return event_stream_response(
                 _chunks(handle.subscription, handle.turn_id, completion_id, created, agent.slug, include_usage)
@@ -246,6 +254,26 @@ class ChatCompletionsApi(OpenAIErrorsMixin, AsyncAPIView):
                 "usage": outcome.usage(),
             }
         )
+
+
+async def _refusal_before_stream(subscription, turn_id) -> dict | None:
+    """The turn's error when its first event after ``turn.started`` is a
+    refusal (the subscription is then closed); otherwise None, with the
+    events looked at put back for the stream."""
+    seen = []
+    try:
+        while True:
+            event = await subscription.next()
+            seen.append(event)
+            data = event.data
+            if data.get("turn_id") != turn_id or data["type"] == events.TURN_STARTED:
+                continue
+            if data["type"] == events.ERROR and data["code"] in REFUSAL_STATUS:
+                await subscription.close()
+                return {"code": data["code"], "message": data["message"], "details": data.get("details") or {}}
+            return None
+    finally:
+        subscription.put_back(seen)
 
 
 def _chunk(completion_id, created, model, delta, finish_reason=None, usage=None) -> str:

@@ -128,14 +128,21 @@ def _frame_for(item, subscription, turn_id):
 
 
 def raise_for_turn_error(outcome, **details) -> None:
-    """A failed turn as an HTTP error: 502 when the model failed, 429 when it
-    rate limited, 504 when it timed out."""
+    """A failed turn as an HTTP error: 402 when a budget refused the model
+    call, 503 when budgets could not be checked, 502 when the model failed,
+    429 when it rate limited, 504 when it timed out."""
     if not outcome.error:
         return
-    kind = outcome.error["details"].get("kind")
-    raise ApplicationError(
-        outcome.error["message"],
-        code=outcome.error["code"],
-        status_code={"rate_limited": 429, "timeout": 504}.get(kind, 502),
-        details={**outcome.error["details"], **details},
+    raise turn_error_as_http(outcome.error, **details)
+
+
+# Turn errors raised before the model was called, with their own status.
+REFUSAL_STATUS = {"budget_exceeded": 402, "billing_unavailable": 503}
+
+
+def turn_error_as_http(error: dict, **details) -> ApplicationError:
+    kind = error["details"].get("kind")
+    status_code = REFUSAL_STATUS.get(error["code"]) or {"rate_limited": 429, "timeout": 504}.get(kind, 502)
+    return ApplicationError(
+        error["message"], code=error["code"], status_code=status_code, details={**error["details"], **details}
     )

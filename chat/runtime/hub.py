@@ -82,6 +82,10 @@ class Subscription:
         """While streaming: fill in what this subscriber has not delivered."""
         self._queue.put_nowait(_ReplayRequest(after))
 
+    def put_back(self, items: list) -> None:
+        """Items taken with :meth:`next` to look ahead, delivered again first."""
+        self._ready.extendleft(reversed(items))
+
     def start_at(self, seq: int) -> None:
         """Deliver only events after ``seq``."""
         self.last_seq = max(self.last_seq, seq)

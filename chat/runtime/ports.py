@@ -2,8 +2,10 @@
 
 A turn needs tools (a session of the tools the caller may use, from the
 tools app's one tool-call service), a place for its events (the hub), and
-two slots for billing: a gate asked before every model call, and a meter
-told the usage of every model call.  :func:`chat.services.turns.turn_start`
+two slots for billing: a gate asked before every model call (it reserves
+the call's worst case against budgets, or refuses it), and a meter told the
+usage of every model call (it charges it and settles the reservation).  The
+values they exchange are billing's (:mod:`billing.calls`).  :func:`chat.services.turns.turn_start`
 assembles them; tests and later workflows assemble their own.
 """
 
@@ -11,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from billing.calls import Charge, ModelCall, ModelUsage, Reservation
 from integrations.llm.types import ToolCall, ToolSpec
 from tools.registry import ToolContext
 
@@ -31,39 +34,15 @@ class ToolSession(Protocol):
 OpenTools = Callable[[str, tuple, str | None], Awaitable[ToolSession]]
 
 
-@dataclass(frozen=True)
-class ModelCall:
-    """One model call of a turn, as the gate and the meter see it."""
-
-    organization_id: str
-    agent_id: str
-    version_id: str
-    conversation_id: str
-    channel: str
-    model: str
-    turn_id: str
-    round: int
-    caller: object | None  # accounts.callers.Caller
-    request_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ModelUsage:
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    latency_ms: float
-    ttft_ms: float | None
-    status: str  # "ok", or the error kind
-
-
 class BudgetGate(Protocol):
-    async def check(self, call: ModelCall) -> None:
-        """Raises :class:`agenthub.errors.ApplicationError` to refuse the call."""
+    async def check(self, call: ModelCall) -> Reservation | None:
+        """Reserves the call's worst case, or raises
+        :class:`agenthub.errors.ApplicationError` to refuse the call."""
 
 
 class UsageMeter(Protocol):
-    async def record(self, call: ModelCall, usage: ModelUsage) -> None: ...
+    async def record(self, call: ModelCall, usage: ModelUsage, reservation: Reservation | None) -> Charge | None:
+        """Charges the call (and settles its reservation)."""
 
 
 @dataclass(frozen=True)

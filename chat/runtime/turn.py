@@ -11,10 +11,12 @@ and emitting ``turn.finished``.
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -24,10 +26,14 @@ from agenthub import ratelimit
 from agenthub.db import db
 from agenthub.errors import ApplicationError
 from agenthub.requestid import reset_request_id, set_request_id
+from billing.calls import Charge, ModelCall, ModelUsage
+from billing.money import money_str
 from chat import events, metrics
 from chat.models import Conversation, Message, MessageRole, MessageStatus
 from chat.runtime.context import (
+    CHARS_PER_TOKEN,
     AgentSnapshot,
+    estimate_tokens,
     fit_to_window,
     from_history_entry,
     history_entry,
@@ -35,7 +41,7 @@ from chat.runtime.context import (
     trim_history,
 )
 from chat.runtime.hub import ChatHub
-from chat.runtime.ports import ModelCall, ModelUsage, TurnPorts
+from chat.runtime.ports import TurnPorts
 from chat.runtime.store import Event
 from integrations.llm.router import model_info, stream_with_fallback
 from integrations.llm.types import ChatMessage, ChatRequest, Finish, LLMError, TextDelta, ToolCall
@@ -60,17 +66,28 @@ class TurnOutcome:
     tool_messages: list[ChatMessage] = field(default_factory=list)
     tool_calls: list[dict] = field(default_factory=list)  # what each call came to
     drafts: list[dict] = field(default_factory=list)
+    cost: Decimal = Decimal(0)
+    currency: str = ""
 
     @property
     def content(self) -> str:
         return "".join(self.text)
 
+    def charge(self, charge: Charge | None) -> None:
+        if charge is not None:
+            self.cost += charge.amount
+            self.currency = charge.currency
+
     def usage(self) -> dict:
-        return {
+        usage = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
+        if self.currency:  # what the turn cost, when a meter charged it
+            usage["cost"] = money_str(self.cost)
+            usage["currency"] = self.currency
+        return usage
 
 
 def _persist_outcome(
@@ -228,15 +245,16 @@ class TurnRunner:
                 messages.append(message)
 
     async def _model_call(self, request: ChatRequest, outcome: TurnOutcome, started: float, round_number: int):
-        """One model call (streamed, with the agent's fallbacks), asked of the
-        budget gate first and told to the usage meter after."""
+        """One model call (streamed, with the agent's fallbacks): the budget
+        gate reserves its worst case first (or refuses it), and the usage
+        meter charges it after, whatever way it ended."""
         gate, meter = self.ports.gate, self.ports.meter
-        call_info = self._model_call_info(round_number) if gate is not None or meter is not None else None
-        if gate is not None:
-            await gate.check(call_info)
+        call_info = self._model_call_info(round_number, request) if gate is not None or meter is not None else None
+        reservation = await gate.check(call_info) if gate is not None else None
         calls: list[ToolCall] = []
         call_started = time.perf_counter()
-        prompt_tokens = completion_tokens = 0
+        usage_seen = None
+        streamed_chars = 0
         first_token_ms = None
         model = ""
         status = "ok"
@@ -247,13 +265,14 @@ class TurnRunner:
                         outcome.ttft_ms = (time.perf_counter() - started) * 1000
                     if first_token_ms is None:
                         first_token_ms = (time.perf_counter() - call_started) * 1000
+                    streamed_chars += len(item.text)
                     outcome.text.append(item.text)
                     self.emit(events.TOKEN, delta=item.text)
                 elif isinstance(item, ToolCall):
+                    streamed_chars += len(item.name) + len(item.arguments)
                     calls.append(item)
                 elif isinstance(item, Finish):
-                    prompt_tokens += item.usage.prompt_tokens
-                    completion_tokens += item.usage.completion_tokens
+                    usage_seen = item.usage
                     model = item.model
         except LLMError as exc:
             status = exc.kind
@@ -262,6 +281,18 @@ class TurnRunner:
             status = "interrupted"
             raise
         finally:
+            if usage_seen is not None and usage_seen.reported:
+                prompt_tokens, completion_tokens = usage_seen.prompt_tokens, usage_seen.completion_tokens
+                cached_tokens, estimated = usage_seen.cached_tokens, False
+            elif usage_seen is not None or streamed_chars:
+                # No usage from the provider (or the stream broke before it
+                # came): counted by the tokenizer-free rule, and marked so.
+                prompt_tokens = call_info.prompt_tokens_estimate if call_info else 0
+                completion_tokens = -(-streamed_chars // CHARS_PER_TOKEN)
+                cached_tokens, estimated = 0, True
+            else:
+                prompt_tokens = completion_tokens = cached_tokens = 0
+                estimated = False
             outcome.prompt_tokens += prompt_tokens
             outcome.completion_tokens += completion_tokens
             if model:
@@ -271,28 +302,44 @@ class TurnRunner:
                     model=model or request.model,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens,
+                    cached_tokens=cached_tokens,
+                    estimated=estimated,
                     latency_ms=round((time.perf_counter() - call_started) * 1000, 2),
                     ttft_ms=round(first_token_ms, 2) if first_token_ms is not None else None,
                     status=status,
                 )
                 try:
-                    await asyncio.shield(meter.record(call_info, usage))
+                    charge = await asyncio.shield(meter.record(call_info, usage, reservation))
                 except Exception:
                     logger.exception("the usage meter failed for turn %s", self.turn_id)
+                else:
+                    outcome.charge(charge)
         return calls
 
-    def _model_call_info(self, round_number: int) -> ModelCall:
+    def _model_call_info(self, round_number: int, request: ChatRequest) -> ModelCall:
+        caller = self.caller
+        prompt = sum(estimate_tokens(m) for m in request.messages)
+        prompt += (
+            sum(len(json.dumps(spec.parameters)) + len(spec.name) + len(spec.description) for spec in request.tools)
+            // CHARS_PER_TOKEN
+        )
         return ModelCall(
+            call_id=f"{self.turn_id}:{round_number}",
             organization_id=self.agent.organization_id,
-            agent_id=self.agent.agent_id,
-            version_id=self.agent.version_id,
-            conversation_id=self.conversation_id,
-            channel=self.channel,
             model=self.agent.model,
+            channel=self.channel,
+            caller=caller,
+            agent_id=self.agent.agent_id,
+            agent_name=self.agent.name,
+            version_id=self.agent.version_id,
+            version_number=self.agent.version_number,
+            subject_kind="conversation",
+            subject_id=self.conversation_id,
             turn_id=self.turn_id,
             round=round_number,
-            caller=self.caller,
             request_id=self.request_id,
+            prompt_tokens_estimate=prompt,
+            max_output_tokens=request.max_output_tokens or 0,
         )
 
     def _tool_context(self) -> ToolContext:

@@ -17,6 +17,7 @@ from accounts.callers import Caller
 from agenthub import ratelimit
 from agenthub.db import db
 from agenthub.errors import ApplicationError, ConflictError
+from billing.services.metering import METERING
 from chat import metrics
 from chat.models import Conversation, Message, MessageRole
 from chat.runtime.context import AgentSnapshot, check_prompt_fits
@@ -27,8 +28,9 @@ from chat.services.conversations import caller_require_chat
 from integrations.llm.types import ChatMessage
 from tools.services.calls import tool_session_open
 
-# What every turn is handed unless a caller of turn_start says otherwise.
-DEFAULT_PORTS = TurnPorts(open_tools=tool_session_open)
+# What every turn is handed unless a caller of turn_start says otherwise:
+# the tools app's tool sessions, and billing's budget gate and usage meter.
+DEFAULT_PORTS = TurnPorts(open_tools=tool_session_open, gate=METERING, meter=METERING)
 
 
 def turn_slots_key(caller: Caller) -> str:

@@ -11,7 +11,8 @@ from channels.db import database_sync_to_async
 from accounts.callers import Caller
 from agenthub.errors import ApplicationError
 from chat.models import Channel, Message, MessageStatus
-from chat.runtime.ports import ModelCall, ModelUsage, TurnPorts
+from billing.calls import ModelCall, ModelUsage
+from chat.runtime.ports import TurnPorts
 from chat.services.agents import chat_agent_resolve
 from chat.services.conversations import conversation_open
 from chat.services.turns import turn_start
@@ -25,8 +26,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 class RecordingMeter:
     calls: list[tuple[ModelCall, ModelUsage]] = field(default_factory=list)
 
-    async def record(self, call, usage):
+    async def record(self, call, usage, reservation):
         self.calls.append((call, usage))
+        return None
 
 
 @dataclass

@@ -243,7 +243,7 @@ class OpenAICompatibleProvider:
         reason = state.finish_reason
         if calls and reason == "stop":
             reason = "tool_calls"  # some servers (Ollama) say "stop" after tool calls
-        yield Finish(reason=reason, usage=state.usage or Usage(), model=state.model or request.model)
+        yield Finish(reason=reason, usage=state.usage or Usage(reported=False), model=state.model or request.model)
 
     def _read_chunk(self, event: str, data: str, state: _StreamState) -> list[TextDelta]:
         """Applies one ``chat.completion.chunk`` to ``state``; its text deltas."""
@@ -266,9 +266,11 @@ class OpenAICompatibleProvider:
         state.model = chunk.get("model") or state.model
         usage = chunk.get("usage")
         if isinstance(usage, dict):
+            details = usage.get("prompt_tokens_details")
             state.usage = Usage(
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
+                cached_tokens=int((details.get("cached_tokens") if isinstance(details, dict) else 0) or 0),
             )
         deltas = []
         for choice in chunk.get("choices") or ():

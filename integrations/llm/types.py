@@ -67,6 +67,8 @@ class ChatRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt tokens, served from the provider's cache
+    reported: bool = True  # False when the provider sent no usage at all
 
     @property
     def total_tokens(self) -> int:
