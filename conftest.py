@@ -34,9 +34,11 @@ def _clean_cache():
     from django.core.cache import cache
 
     from agenthub.ratelimit import reset_local_state
+    from billing.services.metering import billing_caches_clear
 
     cache.clear()
     reset_local_state()
+    billing_caches_clear()
     yield
     cache.clear()
 

@@ -33,7 +33,7 @@ from billing.models import Budget, BudgetAction, BudgetAlert, BudgetScope
 from billing.money import from_redis_units, money_str, to_redis_units
 from billing.services.ledger import labels, organization_currency, usage_record
 from billing.services.periods import Period, budget_period, budget_spent
-from billing.services.prices import price_cached, price_in_force
+from billing.services.prices import price_cached, price_in_force, prices_changed
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,15 @@ _budgets = _BudgetCache()
 
 def budgets_cache_clear() -> None:
     _budgets.clear()
+
+
+def billing_caches_clear() -> None:
+    """Forget every cached price, budget and label, and the in-process
+    counters (tests; a process that changed billing data at a low level)."""
+    _budgets.clear()
+    prices_changed()
+    labels.clear()
+    reservations.reset_local_state()
 
 
 def _load_budgets(organization_id: str) -> tuple[_Budget, ...]:
