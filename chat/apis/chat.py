@@ -115,6 +115,10 @@ class UsageSerializer(serializers.Serializer):
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     total_tokens = serializers.IntegerField()
+    cost = serializers.CharField(
+        required=False, help_text="What the turn's model calls cost, an exact decimal (billing's ledger)."
+    )
+    currency = serializers.CharField(required=False, help_text="ISO 4217 code of `cost`.")
 
 
 class ChatMessageOutSerializer(serializers.Serializer):
