@@ -273,12 +273,22 @@ async def test_a_stream_without_a_finish_reason_is_dropped():
     assert events == [TextDelta("Hi")]
 
 
-async def test_no_usage_reported_means_zero_usage_and_the_served_model_is_named():
+async def test_no_usage_reported_is_said_so_and_the_served_model_is_named():
     provider = sse_provider(chunk({"content": "Hi"}), chunk({}, "stop"), "[DONE]")
 
     events = await collect(provider.stream(user_request("hi", model="alias")))
 
-    assert events == [TextDelta("Hi"), Finish(reason="stop", usage=Usage(0, 0), model="served-name")]
+    # Billing then counts the call's tokens by rule and marks the row estimated.
+    assert events == [TextDelta("Hi"), Finish(reason="stop", usage=Usage(0, 0, reported=False), model="served-name")]
+
+
+async def test_cached_prompt_tokens_are_read_from_the_usage_details():
+    usage = {"prompt_tokens": 120, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 100}}
+    provider = sse_provider(chunk({"content": "Hi"}), chunk({}, "stop"), chunk(usage=usage), "[DONE]")
+
+    events = await collect(provider.stream(user_request("hi")))
+
+    assert events[-1].usage == Usage(prompt_tokens=120, completion_tokens=3, cached_tokens=100)
 
 
 async def test_parallel_tool_calls_are_assembled_by_index_and_stop_becomes_tool_calls():
@@ -329,7 +339,7 @@ async def test_reads_any_well_formed_event_stream():
 
     events = await collect(raw_sse_provider(body).stream(user_request("hi")))
 
-    assert events == [TextDelta("Hello"), TextDelta(" world"), Finish(reason="stop", usage=Usage(0, 0), model="m")]
+    assert events == [TextDelta("Hello"), TextDelta(" world"), Finish(reason="stop", usage=Usage(0, 0, reported=False), model="m")]
 
 
 async def test_other_choices_are_ignored():
