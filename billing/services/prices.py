@@ -5,7 +5,7 @@ import bisect
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -271,3 +271,47 @@ def price_delete(*, price: Price, actor_role: str | None) -> None:
     _check_not_in_force(price)
     price.delete()
     prices_changed()
+
+
+# List prices (USD per million tokens: input, cached input, output) of the
+# models AgentHub is configured with out of the box.  The offline model and
+# the mock server's model get a small price so the demo shows money moving.
+LIST_PRICES: dict[str, tuple[str, str, str]] = {
+    "offline": ("0.10", "0.05", "0.40"),
+    "mock-model": ("0.10", "0.05", "0.40"),
+    "gpt-4o-mini": ("0.15", "0.075", "0.60"),
+    "gpt-4o": ("2.50", "1.25", "10.00"),
+    "gpt-4.1": ("2.00", "0.50", "8.00"),
+    "gpt-4.1-mini": ("0.40", "0.10", "1.60"),
+    "gpt-4.1-nano": ("0.10", "0.025", "0.40"),
+}
+LIST_PRICES_FROM = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def prices_seed_defaults(models: list[str]) -> tuple[list[Price], list[str]]:
+    """A global USD price from LIST_PRICES for each of ``models`` that has no
+    global price yet.  Returns the prices created and the models left without
+    a price (no list price known)."""
+    created, unknown = [], []
+    for model in dict.fromkeys(models):
+        if Price.objects.filter(organization__isnull=True, model=model).exists():
+            continue
+        if model not in LIST_PRICES:
+            unknown.append(model)
+            continue
+        input_price, cached_price, output_price = LIST_PRICES[model]
+        created.append(
+            price_create(
+                organization_id=None,
+                actor_role="superuser",
+                model=model,
+                currency="USD",
+                input_per_million=input_price,
+                cached_input_per_million=cached_price,
+                output_per_million=output_price,
+                effective_from=LIST_PRICES_FROM,
+                note="List price (seeded)",
+                allow_past=True,
+            )
+        )
+    return created, unknown
