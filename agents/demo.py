@@ -25,6 +25,7 @@ from agents.services.agents import agent_create, agent_set_status, agent_update,
 from agents.services.grants import agent_tools_set
 from agents.services.publishing import agent_publish
 from agents.services.templates import template_answers_clean, template_render
+from billing.demo import demo_usage_seed
 
 DEMO_AGENTS = (
     {
@@ -80,7 +81,7 @@ def _definition(spec: dict) -> dict:
 @transaction.atomic
 def seed_demo_agents(organization: Organization, users: dict[str, User], *, reset: bool = False) -> list[str]:
     operator = users.get(Role.OPERATOR)
-    lines = []
+    lines, demo_agents = [], []
     for spec in DEMO_AGENTS:
         agent = (
             Agent.objects.for_organization(organization)
@@ -91,7 +92,20 @@ def seed_demo_agents(organization: Organization, users: dict[str, User], *, rese
         if agent is None or reset:
             agent = _restore(organization, operator, spec, agent)
         lines.append(_agent_line(agent))
+        demo_agents.append(agent)
     lines.extend(_try_tools_hint(organization, users))
+    # Last month's usage of these agents (and its invoice), for billing's demo.
+    lines.extend(
+        demo_usage_seed(
+            organization,
+            users,
+            agents=[
+                (str(a.pk), a.name, str(a.live_version_id), a.live_version.number, a.live_version.model)
+                for a in demo_agents
+            ],
+            reset=reset,
+        )
+    )
     return lines
 
 

@@ -1,0 +1,106 @@
+"""Billing's part of ``manage.py seed_demo``: list prices for the configured
+models, a monthly budget for the demo organization, last month's usage of the
+demo agents and its invoice, so a newcomer sees money move, a budget meter
+and an invoice in the admin within minutes.
+
+Prices and the budget are seeded by the seeder registered here; the usage
+needs the demo agents, which live in a higher app, so the agents' demo
+seeder hands them to :func:`demo_usage_seed`."""
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+
+from accounts.models import Organization, User
+from accounts.roles import Role
+from accounts.services_demo import register_demo_seeder
+from billing.calls import ModelCall, ModelUsage
+from billing.models import Budget, UsageRecord
+from billing.services.ledger import usage_record
+from billing.services.prices import prices_seed_defaults
+from integrations.llm.router import available_models
+
+DEMO_BUDGET = "Demo monthly budget"
+DEMO_CALLS = 160
+
+
+@register_demo_seeder
+@transaction.atomic
+def seed_demo_billing(organization: Organization, users: dict[str, User], *, reset: bool = False) -> list[str]:
+    prices_seed_defaults([m.name for m in available_models()] + ["mock-model"])
+    lines = ["prices       list prices of the configured models — see /admin/billing/price/"]
+    budget = Budget.objects.filter(organization=organization, name=DEMO_BUDGET).first()
+    if budget is None or reset:
+        Budget.objects.update_or_create(
+            organization=organization,
+            name=DEMO_BUDGET,
+            defaults={
+                "scope_kind": "organization",
+                "scope_id": "",
+                "period": "month",
+                "currency": "USD",
+                "limit_amount": Decimal("5.00"),
+                "action": "block",
+                "thresholds": [50, 80, 100],
+                "enabled": True,
+            },
+        )
+    lines.append(f"budget       {DEMO_BUDGET}: 5.00 USD a month, blocking — see /admin/billing/budget/")
+    return lines
+
+
+def last_month(today: date | None = None) -> date:
+    today = today or datetime.now(UTC).date()
+    return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def demo_usage_seed(
+    organization: Organization, users: dict[str, User], *, agents: list[tuple[str, str, str, int, str]], reset: bool
+) -> list[str]:
+    """Last month's calls of the demo ``agents`` ((id, name, version id,
+    version number, model) each), once (or again on ``reset``)."""
+    start = last_month()
+    end = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    line = f"usage        {DEMO_CALLS} calls of the demo agents in {start:%B %Y} — see /api/v1/usage/summary"
+    # The ledger is append-only: once seeded, the demo calls stay (reset too).
+    if UsageRecord.objects.filter(organization=organization, call_id__startswith=f"demo:{organization.pk}:").exists():
+        return [line]
+    rng = random.Random(f"{organization.pk}:{start}")
+    people = [users[role] for role in (Role.MEMBER, Role.OPERATOR, Role.ADMIN) if role in users]
+    channels = ["websocket", "rest", "openai", "admin"]
+    span = (end - datetime.combine(start, datetime.min.time(), tzinfo=UTC)).total_seconds()
+    for index in range(DEMO_CALLS):
+        agent_id, agent_name, version_id, version_number, model = rng.choice(agents)
+        person = rng.choice(people)
+        occurred = datetime.combine(start, datetime.min.time(), tzinfo=UTC) + timedelta(
+            seconds=rng.uniform(0, span - 1)
+        )
+        call = ModelCall(
+            call_id=f"demo:{organization.pk}:{start:%Y-%m}:{index}",
+            organization_id=str(organization.pk),
+            model=model,
+            channel=rng.choice(channels),
+            caller=_Caller(str(person.pk)),
+            agent_id=agent_id,
+            agent_name=agent_name,
+            version_id=version_id,
+            version_number=version_number,
+            subject_kind="conversation",
+        )
+        usage = ModelUsage(
+            model=model,
+            prompt_tokens=rng.randint(300, 2400),
+            completion_tokens=rng.randint(40, 600),
+            latency_ms=round(rng.uniform(400, 2500), 1),
+            ttft_ms=round(rng.uniform(80, 400), 1),
+            status="ok",
+        )
+        usage_record(call=call, usage=usage, occurred_at=occurred)
+    return [line]
+
+
+class _Caller:
+    def __init__(self, user_id: str):
+        self.user_id, self.api_key_id, self.visitor_id = user_id, None, ""
