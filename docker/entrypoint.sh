@@ -3,7 +3,8 @@
 #
 #   1. Empties PROMETHEUS_MULTIPROC_DIR: prometheus_client's multiprocess mode
 #      sums every file in it, so files left by a previous run would be counted.
-#   2. Applies migrations when RUN_MIGRATIONS=1 (set it on one service only).
+#   2. Applies migrations when RUN_MIGRATIONS=1 (set it on one service only),
+#      then seeds list prices for configured models that have none.
 #   3. Replaces itself with the command, which becomes PID 1 and gets signals.
 set -eu
 
@@ -25,6 +26,8 @@ fi
 if [ "${RUN_MIGRATIONS:-0}" = "1" ]; then
     echo "entrypoint: applying migrations" >&2
     python "$app_dir/manage.py" migrate --noinput
+    # List prices for configured models that have none (never changes a price).
+    python "$app_dir/manage.py" billing_seed_prices
 fi
 
 exec "$@"

@@ -344,7 +344,7 @@ def test_entrypoint_migrates_when_asked(tmp_path, run_entrypoint):
         "true", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"), RUN_MIGRATIONS="1"
     )
     assert result.returncode == 0, result.stderr
-    assert python_calls == [f"{ROOT / 'manage.py'} migrate --noinput"]
+    assert python_calls == [f"{ROOT / 'manage.py'} migrate --noinput", f"{ROOT / 'manage.py'} billing_seed_prices"]
 
 
 def test_entrypoint_refuses_to_clear_the_root_directory(run_entrypoint):
