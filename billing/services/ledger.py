@@ -134,10 +134,9 @@ def _rollup_add(record: UsageRecord) -> None:
 
 
 def usage_record(*, call: ModelCall, usage: ModelUsage, occurred_at: datetime | None = None) -> Recorded:
-    """Writes the call's ledger row (once) and adds it to the daily rollup."""
-    existing = UsageRecord.objects.filter(call_id=call.call_id).first()
-    if existing is not None:
-        return Recorded(existing, False)
+    """Writes the call's ledger row (once) and adds it to the daily rollup.
+    A second write of the same call id finds the first row (the insert fails
+    on the unique call id) and charges nothing."""
     occurred_at = occurred_at or timezone.now()
     currency = organization_currency(call.organization_id)
     quote = price_in_force(organization_id=call.organization_id, model=usage.model, at=occurred_at, currency=currency)
