@@ -10,8 +10,8 @@ from channels.db import database_sync_to_async
 
 from accounts.callers import Caller
 from agenthub.errors import ApplicationError
-from chat.models import Channel, Message, MessageStatus
 from billing.calls import ModelCall, ModelUsage
+from chat.models import Channel, Message, MessageStatus
 from chat.runtime.ports import TurnPorts
 from chat.services.agents import chat_agent_resolve
 from chat.services.conversations import conversation_open
