@@ -339,7 +339,11 @@ async def test_reads_any_well_formed_event_stream():
 
     events = await collect(raw_sse_provider(body).stream(user_request("hi")))
 
-    assert events == [TextDelta("Hello"), TextDelta(" world"), Finish(reason="stop", usage=Usage(0, 0, reported=False), model="m")]
+    assert events == [
+        TextDelta("Hello"),
+        TextDelta(" world"),
+        Finish(reason="stop", usage=Usage(0, 0, reported=False), model="m"),
+    ]
 
 
 async def test_other_choices_are_ignored():
