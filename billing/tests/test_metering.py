@@ -26,6 +26,7 @@ from chat.tests.helpers import make_live_agent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 INPUT, OUTPUT = Decimal("1.25"), Decimal("2.50")  # per million tokens
+SLOW = "[[mock:ttft_ms=500]]"  # the mock model's first token after half a second
 
 
 def _price(model="mock-model", **fields):
@@ -132,7 +133,9 @@ async def test_twenty_concurrent_turns_never_spend_beyond_a_budget_with_room_for
     budget = await database_sync_to_async(_budget)(org_a.organization, limit_amount=limit)
     requests_before = mock_server.app.stats["chat_completions"]
 
-    outcomes = await asyncio.gather(*(_turn(org_a, priced, f"Question {i}?") for i in range(20)))
+    # Each answer takes half a second, so all twenty reach the gate while the
+    # first call is still in flight, however slow the machine is.
+    outcomes = await asyncio.gather(*(_turn(org_a, priced, f"Question {i}? {SLOW}") for i in range(20)))
 
     answered = [o for o in outcomes if o.status == MessageStatus.COMPLETE]
     refused = [o for o in outcomes if o.error and o.error["code"] == "budget_exceeded"]
@@ -209,7 +212,7 @@ async def test_lost_counters_are_rebuilt_from_the_ledger(org_a, priced, settings
 async def test_without_redis_the_in_process_counters_hold_the_budget(org_a, priced, monkeypatch):
     monkeypatch.setattr(reservations, "redis_configured", lambda: False)
     await database_sync_to_async(_budget)(org_a.organization, limit_amount=Decimal("0.0015"))
-    outcomes = await asyncio.gather(*(_turn(org_a, priced, f"Q{i}") for i in range(6)))
+    outcomes = await asyncio.gather(*(_turn(org_a, priced, f"Q{i} {SLOW}") for i in range(6)))
     rows = await database_sync_to_async(list)(UsageRecord.objects.all())
     assert sum((r.cost for r in rows), Decimal(0)) <= Decimal("0.0015")
     assert sum(1 for o in outcomes if o.error and o.error["code"] == "budget_exceeded") >= 3
