@@ -17,7 +17,8 @@ from accounts.models import Organization, User
 from accounts.roles import Role
 from accounts.services_demo import register_demo_seeder
 from billing.calls import ModelCall, ModelUsage
-from billing.models import Budget, UsageRecord
+from billing.models import Budget, InvoiceStatus, UsageRecord
+from billing.services.invoices import invoice_generate, invoice_issue
 from billing.services.ledger import usage_record
 from billing.services.prices import prices_seed_defaults
 from integrations.llm.router import available_models
@@ -66,7 +67,7 @@ def demo_usage_seed(
     line = f"usage        {DEMO_CALLS} calls of the demo agents in {start:%B %Y} — see /api/v1/usage/summary"
     # The ledger is append-only: once seeded, the demo calls stay (reset too).
     if UsageRecord.objects.filter(organization=organization, call_id__startswith=f"demo:{organization.pk}:").exists():
-        return [line]
+        return [line, _demo_invoice(organization, start)]
     rng = random.Random(f"{organization.pk}:{start}")
     people = [users[role] for role in (Role.MEMBER, Role.OPERATOR, Role.ADMIN) if role in users]
     channels = ["websocket", "rest", "openai", "admin"]
@@ -98,7 +99,21 @@ def demo_usage_seed(
             status="ok",
         )
         usage_record(call=call, usage=usage, occurred_at=occurred)
-    return [line]
+    return [line, _demo_invoice(organization, start)]
+
+
+def _demo_invoice(organization: Organization, start: date) -> str:
+    """Last month's invoice, issued (the existing one when there is one)."""
+    result = invoice_generate(organization=organization, period_start=start)
+    invoice = result.invoice
+    if invoice is None:
+        return "invoice      none: no usage last month"
+    if invoice.status == InvoiceStatus.DRAFT:
+        invoice = invoice_issue(invoice=invoice)
+    return (
+        f"invoice      {invoice.number} for {start:%B %Y}: {invoice.total} {invoice.currency}, {invoice.status} "
+        f"— see /admin/billing/invoice/"
+    )
 
 
 class _Caller:

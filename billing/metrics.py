@@ -25,3 +25,7 @@ def cost_observed(model: str, organization_id, amount: Decimal, currency: str) -
     llm_cost.labels(model=model[:100], organization=tenant_label(str(organization_id)), currency=currency).inc(
         float(amount)
     )
+
+
+PAYMENTS = Counter("agenthub_payments_total", "Invoice payments by provider and outcome.", ["provider", "status"])
+invoices_generated = Counter("agenthub_invoices_generated_total", "Invoices generated.")

@@ -74,6 +74,18 @@ BILLING_DEFAULT_MAX_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_MAX_OUTPUT_TOKENS",
 # (the default) rather than run them unmetered.  On for single-node demos
 # that accept the risk.
 BILLING_FAIL_OPEN = env.bool("BILLING_FAIL_OPEN", default=False)
+# The name at the top of invoices.
+BILLING_SELLER_NAME = env.str("BILLING_SELLER_NAME", default="AgentHub")
+# Stripe (payments of invoices through Checkout).  Empty keys switch it off:
+# invoices are then paid by recording bank transfers.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_SUCCESS_URL = env.str("STRIPE_SUCCESS_URL", default="http://127.0.0.1:8000/admin/billing/invoice/")
+STRIPE_CANCEL_URL = env.str("STRIPE_CANCEL_URL", default="http://127.0.0.1:8000/admin/billing/invoice/")
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
+# A signed event older than this is refused (a replay).
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 
 # --- metrics ----------------------------------------------------------------------
 # /metrics needs a bearer token or a client address (or network) from the

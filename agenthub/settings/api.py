@@ -51,7 +51,17 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.roles.Role", "AgentStatusEnum": "agents.models.AgentStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.roles.Role",
+        "AgentStatusEnum": "agents.models.AgentStatus",
+        "UsageStatusEnum": "billing.models.UsageStatus",
+        "InvoiceStatusEnum": "billing.models.InvoiceStatus",
+        "PaymentStatusEnum": "billing.models.PaymentStatus",
+        "BudgetActionEnum": "billing.models.BudgetAction",
+        "BudgetPeriodEnum": "billing.models.BudgetPeriod",
+        "BudgetScopeEnum": "billing.models.BudgetScope",
+        "AgentBulkActionEnum": "agents.services.agents.BulkAction.CHOICES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "agenthub.api.schema.add_error_responses",

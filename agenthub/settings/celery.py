@@ -3,6 +3,7 @@ without it), queues, routes, time limits and the beat schedule."""
 
 from datetime import timedelta
 
+from celery.schedules import crontab
 from kombu import Queue
 
 from .cache import REDIS_URL
@@ -35,6 +36,7 @@ CELERY_TASK_ROUTES = {
     "agents.tasks.tool_execute": {"queue": "tools"},
     "agents.tasks.draft_execute": {"queue": "tools"},
     "agents.tasks.drafts_expire": {"queue": "default"},
+    "billing.tasks.*": {"queue": "billing"},
 }
 # A task delivered more often than this (a poison message that kills its
 # worker every time) is dropped with an error log instead of looping.
@@ -59,5 +61,10 @@ CELERY_BEAT_SCHEDULE = {
     "agents-drafts-expire": {
         "task": "agents.tasks.drafts_expire",
         "schedule": timedelta(minutes=1),
+    },
+    # Last month's invoices, at 02:00 UTC on the first of the month.
+    "billing-invoices-monthly": {
+        "task": "billing.tasks.invoices_generate_previous_month",
+        "schedule": crontab(minute=0, hour=2, day_of_month=1),
     },
 }

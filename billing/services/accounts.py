@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Organization
 from accounts.roles import Role, role_at_least
 from agenthub.errors import ApplicationError, ForbiddenError
-from billing.models import BillingAccount
+from billing.models import BillingAccount, Budget, Invoice, UsageRecord
 from billing.money import CurrencyError, default_currency, normalize_currency
 
 
@@ -32,9 +32,17 @@ def billing_account_update(*, organization: Organization, actor_role: str, **fie
             currency = normalize_currency(fields["currency"])
         except CurrencyError as exc:
             raise ApplicationError(str(exc), code="invalid_currency") from exc
-        if currency != account.currency and account.organization.invoices.exists():
+        organization_id = account.organization_id
+        if currency != account.currency and (
+            Invoice.objects.filter(organization_id=organization_id).exists()
+            or Budget.objects.filter(organization_id=organization_id).exists()
+            or UsageRecord.objects.filter(organization_id=organization_id).exists()
+        ):
             raise ApplicationError(
-                "The currency cannot change once invoices exist.", code="currency_locked", status_code=409
+                f"The organization is billed in {account.currency}: its usage, budgets or invoices count in it, "
+                "so the currency cannot change any more.",
+                code="currency_locked",
+                status_code=409,
             )
         account.currency = currency
     if "tax_rate" in fields:

@@ -152,6 +152,18 @@ def _unit_price(value, field: str, *, required: bool = True) -> Decimal | None:
     return amount
 
 
+def check_unit_price(value, field: str) -> Decimal | None:
+    return _unit_price(value, field, required=False)
+
+
+def check_start(start: datetime) -> None:
+    if timezone.is_naive(start) or start < timezone.now() - PAST_TOLERANCE:
+        raise ApplicationError(
+            "A price cannot start in the past: calls already charged keep the prices they were charged at.",
+            code="price_in_past",
+        )
+
+
 def _check_writer(actor_role: str | None, organization_id) -> None:
     if organization_id is None:
         if actor_role != "superuser":
