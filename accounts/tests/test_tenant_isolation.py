@@ -14,6 +14,7 @@ from accounts.admin import TenantScopedAdmin
 from accounts.models import ApiKey, Membership, Organization, TenantOwned
 from accounts.services import api_key_create, invitation_create
 from agents.tests.test_agents_api import AGENTS_SWEPT
+from billing.tests.test_billing_api import BILLING_SWEPT
 from chat.tests.test_chat_tenancy import SWEPT_PATHS as CHAT_SWEPT
 from tools.tests.test_tools_api import TOOLS_SWEPT
 
@@ -26,6 +27,8 @@ NO_TENANT_DATA = {
     "/api/v1/auth/token/refresh/",
     "/api/v1/auth/token/verify/",
     "/api/v1/auth/token/blacklist/",
+    # Stripe's webhook: no caller, the signature is the proof (billing/tests/test_payments.py).
+    "/api/v1/billing/webhooks/stripe",
 }
 SWEPT = {
     "/api/v1/me",
@@ -43,6 +46,8 @@ SWEPT = {
     *AGENTS_SWEPT,
     *CHAT_SWEPT,
     *TOOLS_SWEPT,
+    # usage, budgets, prices, account, invoices, payments: billing/tests/test_billing_api.py
+    *BILLING_SWEPT,
 }
 
 
