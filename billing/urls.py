@@ -19,7 +19,7 @@ urlpatterns = [
     path("billing/webhooks/stripe", invoices.StripeWebhookApi.as_view(), name="stripe-webhook"),
     re_path(
         r"^invoices/(?P<pk>[0-9a-fA-F-]{36})\.(?P<document>pdf|html)$",
-        invoices.InvoiceViewSet.as_view({"get": "retrieve"}),
+        invoices.InvoiceDocumentViewSet.as_view({"get": "retrieve"}),
         name="invoice-document",
     ),
     *router.urls,

@@ -15,7 +15,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -46,6 +48,14 @@ WRONG_STATE = OpenApiResponse(_ERROR, description="The invoice is not in a state
 MAX_STRIPE_WEBHOOK_BYTES = 256 * 1024
 
 
+class _OwnFormatParameter(DefaultContentNegotiation):
+    """Content negotiation without DRF's ``?format=`` override: on invoices
+    that parameter picks the document (json, html or pdf)."""
+
+    class settings:
+        URL_FORMAT_OVERRIDE = None
+
+
 class InvoiceFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=InvoiceStatus.choices)
 
@@ -67,6 +77,8 @@ class InvoiceViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
     filterset_class = InvoiceFilter
     # ``.pdf`` and ``?format=`` are handled here, not by DRF's renderers.
     format_kwarg = None
+    content_negotiation_class = _OwnFormatParameter
+    renderer_classes = [JSONRenderer]  # errors in JSON; retrieve() makes the documents itself
 
     def get_serializer_class(self):
         return InvoiceDetailSerializer if self.action == "retrieve" else InvoiceSerializer
@@ -202,7 +214,11 @@ class StripeWebhookApi(APIView):
     @extend_schema(
         summary="Stripe webhook (checkout.session.completed marks the invoice paid, once)",
         request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiResponse(_ERROR, description="Bad signature or body.")},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            400: OpenApiResponse(_ERROR, description="Bad signature or body."),
+            409: OpenApiResponse(_ERROR, description="Stripe is not configured here (stripe_not_configured)."),
+        },
         auth=[],
     )
     def post(self, request):
@@ -217,3 +233,9 @@ class StripeWebhookApi(APIView):
             event_id=str(event.get("id", ""))[:255], event_type=str(event.get("type", ""))[:100], obj=obj
         )
         return Response({"received": True, "outcome": outcome})
+
+
+@extend_schema_view(retrieve=extend_schema(exclude=True))
+class InvoiceDocumentViewSet(InvoiceViewSet):
+    """``invoices/<id>.pdf`` and ``.html``: the same as ``?format=pdf`` and
+    ``?format=html`` (documented there), for links that name the file."""

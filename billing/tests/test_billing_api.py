@@ -35,7 +35,6 @@ BILLING_SWEPT = {
     "/api/v1/billing/account",
     "/api/v1/invoices",
     "/api/v1/invoices/{id}",
-    "/api/v1/invoices/{id}.{document}",
     "/api/v1/invoices/generate",
     "/api/v1/invoices/{id}/issue",
     "/api/v1/invoices/{id}/void",
