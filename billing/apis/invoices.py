@@ -161,17 +161,13 @@ class InvoiceViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
         serializer = PayRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if data["provider"] == "manual":
-            if data.get("amount") is None:
-                raise ApplicationError("A manual payment needs the amount received.", code="invalid_payment")
-            payment = payment_services.payment_record_manual(
-                invoice=invoice,
-                amount=data["amount"],
-                reference=data.get("reference", ""),
-                recorded_by=self.tenant.user,
-            )
-        else:
-            payment = payment_services.payment_start_stripe(invoice=invoice)
+        payment = payment_services.payment_start(
+            provider=data["provider"],
+            invoice=invoice,
+            amount=data.get("amount"),
+            reference=data.get("reference", ""),
+            actor=self.tenant.user,
+        )
         return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
 
 

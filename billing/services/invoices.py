@@ -56,7 +56,7 @@ def previous_month(today: date | None = None) -> date:
     return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
-def _check_period(period_start: date) -> None:
+def check_period(period_start: date) -> None:
     if period_start.day != 1:
         raise InvoicePeriodError("An invoice period starts on the first of a month.")
     if next_month(period_start) > timezone.now().astimezone(UTC).date():
@@ -123,7 +123,7 @@ def invoice_generate(*, organization: Organization, period_start: date) -> Gener
     """The organization's invoice for the month starting ``period_start``: the
     existing one if there is one, a new draft otherwise, or none when the
     month has no usage."""
-    _check_period(period_start)
+    check_period(period_start)
     existing = Invoice.objects.filter(organization=organization, period_start=period_start).exclude(
         status=InvoiceStatus.VOID
     )
@@ -212,7 +212,9 @@ def invoice_issue(*, invoice: Invoice) -> Invoice:
         invoice.status = InvoiceStatus.ISSUED
         invoice.issued_at = timezone.now()
         invoice.due_date = invoice.issued_at.date() + timedelta(days=account.payment_terms_days)
-        invoice.save(update_fields=["status", "issued_at", "due_date", "updated_at"])
+        if invoice.total <= 0:  # less than a cent of usage: nothing to pay
+            invoice.status, invoice.paid_at = InvoiceStatus.PAID, invoice.issued_at
+        invoice.save(update_fields=["status", "issued_at", "due_date", "paid_at", "updated_at"])
     return invoice
 
 

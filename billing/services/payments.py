@@ -159,3 +159,49 @@ def _settle(session_id: str, amount_minor, currency, *, succeeded: bool) -> str:
     payment.save(update_fields=["status", "succeeded_at"])
     _apply(payment, invoice)
     return "paid"
+
+
+# --- providers ------------------------------------------------------------------------------------
+
+
+class PaymentProvider:
+    """How an invoice is paid through one provider: ``start`` makes the
+    Payment (succeeded at once, or pending until the provider confirms)."""
+
+    name = ""
+
+    def start(self, *, invoice: Invoice, amount=None, reference: str = "", actor=None) -> Payment:
+        raise NotImplementedError
+
+
+class ManualProvider(PaymentProvider):
+    """A bank transfer an admin records; partial payments add up."""
+
+    name = "manual"
+
+    def start(self, *, invoice, amount=None, reference="", actor=None):
+        if amount is None:
+            raise PaymentError("A manual payment needs the amount received.")
+        return payment_record_manual(invoice=invoice, amount=amount, reference=reference, recorded_by=actor)
+
+
+class StripeProvider(PaymentProvider):
+    """A Stripe Checkout Session for the balance due; the webhook confirms."""
+
+    name = "stripe"
+
+    def start(self, *, invoice, amount=None, reference="", actor=None):
+        if amount is not None:
+            raise PaymentError("A Stripe payment is for the balance due; leave out amount.")
+        return payment_start_stripe(invoice=invoice)
+
+
+PROVIDERS: dict[str, PaymentProvider] = {p.name: p for p in (ManualProvider(), StripeProvider())}
+
+
+def payment_start(*, provider: str, invoice: Invoice, amount=None, reference: str = "", actor=None) -> Payment:
+    try:
+        chosen = PROVIDERS[provider]
+    except KeyError:
+        raise PaymentError(f"Unknown payment provider '{provider}'; use one of {', '.join(PROVIDERS)}.") from None
+    return chosen.start(invoice=invoice, amount=amount, reference=reference, actor=actor)

@@ -22,6 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args, period, org, issue, **options):
         try:
             start = invoice_services.parse_period(period) if period else invoice_services.previous_month()
+            invoice_services.check_period(start)
             if org:
                 organization = Organization.objects.filter(slug=org).first()
                 if organization is None:
