@@ -134,7 +134,7 @@ def test_concurrent_generation_numbers_without_gaps(org_a, org_b):
         try:
             barrier.wait()
             invoice_services.invoice_generate(organization=org, period_start=month)
-        except Exception as exc:  # noqa: BLE001  (reported below)
+        except Exception as exc:
             errors.append(exc)
         finally:
             connection.close()
