@@ -37,7 +37,7 @@ def _client() -> stripe.StripeClient:
         key,
         base_addresses={"api": base},
         max_network_retries=1,
-        http_client=stripe.HTTPXClient(timeout=settings.STRIPE_TIMEOUT_SECONDS, allow_sync_methods=True),
+        http_client=stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
     )
 
 
