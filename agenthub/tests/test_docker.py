@@ -248,6 +248,18 @@ def test_dockerfile_runs_as_a_non_root_user():
     assert users[-1] not in {"root", "0"}
 
 
+def test_dockerfile_installs_the_system_packages_the_scripts_install():
+    """WeasyPrint's libraries (invoice PDFs): the image has what scripts/run
+    and .ci/run install on a machine."""
+    script = (ROOT / "scripts" / "system-packages").read_text()
+    packages = re.search(r"PACKAGES=\(([^)]*)\)", script).group(1).split()
+    installs = " ".join(arguments for keyword, arguments in runtime_stage() if keyword == "RUN")
+    assert "apt-get install" in installs
+    assert all(package in installs.split() for package in packages), packages
+    assert "scripts/system-packages" in (ROOT / "scripts" / "run").read_text()
+    assert "scripts/system-packages" in (ROOT / ".ci" / "run").read_text()
+
+
 def test_dockerfile_exposes_the_port_daphne_binds():
     cmd = exec_form(dockerfile("CMD")[-1])
     assert cmd[:3] == SERVER_ARGV and cmd[-1] == "agenthub.asgi:application"
