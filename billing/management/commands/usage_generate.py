@@ -121,7 +121,7 @@ class Command(BaseCommand):
         for model in MODELS:
             quote = price_in_force(organization_id=organization.pk, model=model, at=at, currency=currency)
             if quote is not None:
-                prices.append((quote.input_per_million, quote.cached_input_per_million, quote.output_per_million))
+                prices.append((quote.input, quote.cached_input, quote.output))
             else:  # no price configured: the list price
                 i, c, o = LIST_PRICES.get(model, ("0.10", "0.05", "0.40"))
                 prices.append((Decimal(i), Decimal(c), Decimal(o)))
