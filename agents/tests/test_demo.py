@@ -180,3 +180,20 @@ def test_the_hinted_messages_run_the_calculator_and_draft_an_email_the_operator_
         "Hello",
         "Sent by AgentHub",
     )
+
+
+def test_the_demo_has_prices_a_budget_usage_and_last_months_invoice_once(demo_settings):
+    from billing.models import Budget, Invoice, Price, UsageRecord
+
+    output = seed()
+    invoice = Invoice.objects.get(organization__slug="demo")
+    assert invoice.status == "issued" and invoice.total > 0 and invoice.lines.exists()
+    assert invoice.number in output and "/admin/billing/invoice/" in output
+    ledger = sum(r.cost for r in UsageRecord.objects.filter(organization__slug="demo"))
+    assert invoice.ledger_cost == ledger
+    assert Budget.objects.filter(organization__slug="demo").count() == 1
+    assert Price.objects.filter(model="offline", input_per_million__gt=0).exists()
+    seed()
+    seed("--reset")
+    assert Invoice.objects.filter(organization__slug="demo").count() == 1
+    assert UsageRecord.objects.filter(organization__slug="demo").count() == 160
