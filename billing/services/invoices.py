@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from agenthub.errors import ApplicationError, ConflictError
+from billing.metrics import invoices_generated
 from billing.models import BillingAccount, Invoice, InvoiceLine, InvoiceStatus, UsageRecord
 from billing.money import minor_unit, to_minor
 from billing.services.accounts import billing_account_for
@@ -192,6 +193,7 @@ def invoice_generate(*, organization: Organization, period_start: date) -> Gener
     except IntegrityError:
         # Another process made the period's invoice between our check and insert.
         return Generated(existing.get(), False)
+    invoices_generated.inc()
     return Generated(invoice, True)
 
 
