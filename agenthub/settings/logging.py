@@ -45,5 +45,11 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "celery": {"level": LOG_LEVEL},
+        # WeasyPrint logs each layout step of every invoice PDF at INFO;
+        # fontTools each font it subsets.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+        # The stripe SDK logs each request at INFO (with ids, never the key).
+        "stripe": {"level": "WARNING"},
     },
 }
