@@ -25,6 +25,7 @@ from integrations.llm.router import available_models
 
 DEMO_BUDGET = "Demo monthly budget"
 DEMO_CALLS = 160
+DEMO_CALLS_THIS_MONTH = 24  # so the budget meter moves
 
 
 @register_demo_seeder
@@ -61,29 +62,37 @@ def demo_usage_seed(
     organization: Organization, users: dict[str, User], *, agents: list[tuple[str, str, str, int, str]], reset: bool
 ) -> list[str]:
     """Last month's calls of the demo ``agents`` ((id, name, version id,
-    version number, model) each), once (or again on ``reset``)."""
+    version number, model) each) and a few of this month's, each month once,
+    and last month's invoice, issued."""
     start = last_month()
-    end = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    line = f"usage        {DEMO_CALLS} calls of the demo agents in {start:%B %Y} — see /api/v1/usage/summary"
-    # The ledger is append-only: once seeded, the demo calls stay (reset too).
-    if UsageRecord.objects.filter(organization=organization, call_id__startswith=f"demo:{organization.pk}:").exists():
-        return [line, _demo_invoice(organization, start)]
-    rng = random.Random(f"{organization.pk}:{start}")
+    month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    line = (
+        f"usage        {DEMO_CALLS} calls of the demo agents in {start:%B %Y} and {DEMO_CALLS_THIS_MONTH} this month "
+        "— see /api/v1/usage/summary"
+    )
     people = [users[role] for role in (Role.MEMBER, Role.OPERATOR, Role.ADMIN) if role in users]
+    begin = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+    # The ledger is append-only: once seeded, a month's demo calls stay (reset too).
+    _seed_month(organization, agents, people, begin, month_start, DEMO_CALLS)
+    _seed_month(organization, agents, people, month_start, datetime.now(UTC), DEMO_CALLS_THIS_MONTH)
+    return [line, _demo_invoice(organization, start)]
+
+
+def _seed_month(organization, agents, people, begin: datetime, end: datetime, calls: int) -> None:
+    prefix = f"demo:{organization.pk}:{begin:%Y-%m}:"
+    if UsageRecord.objects.filter(organization=organization, call_id__startswith=prefix).exists():
+        return
+    rng = random.Random(f"{organization.pk}:{begin:%Y-%m}")
     channels = ["websocket", "rest", "openai", "admin"]
-    span = (end - datetime.combine(start, datetime.min.time(), tzinfo=UTC)).total_seconds()
-    for index in range(DEMO_CALLS):
+    span = max((end - begin).total_seconds(), 1.0)
+    for index in range(calls):
         agent_id, agent_name, version_id, version_number, model = rng.choice(agents)
-        person = rng.choice(people)
-        occurred = datetime.combine(start, datetime.min.time(), tzinfo=UTC) + timedelta(
-            seconds=rng.uniform(0, span - 1)
-        )
         call = ModelCall(
-            call_id=f"demo:{organization.pk}:{start:%Y-%m}:{index}",
+            call_id=f"{prefix}{index}",
             organization_id=str(organization.pk),
             model=model,
             channel=rng.choice(channels),
-            caller=_Caller(str(person.pk)),
+            caller=_Caller(str(rng.choice(people).pk)),
             agent_id=agent_id,
             agent_name=agent_name,
             version_id=version_id,
@@ -98,8 +107,7 @@ def demo_usage_seed(
             ttft_ms=round(rng.uniform(80, 400), 1),
             status="ok",
         )
-        usage_record(call=call, usage=usage, occurred_at=occurred)
-    return [line, _demo_invoice(organization, start)]
+        usage_record(call=call, usage=usage, occurred_at=begin + timedelta(seconds=rng.uniform(0, span - 1)))
 
 
 def _demo_invoice(organization: Organization, start: date) -> str:

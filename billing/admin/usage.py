@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Sum
+from django.utils.html import format_html
 
 from accounts.admin import ADMIN_ROLES, ReadOnlyAdminMixin, RoleGatedAdmin, actor_role
 from agenthub.errors import ApplicationError
@@ -148,9 +149,11 @@ class UsageRecordAdmin(ReadOnlyAdminMixin, RoleGatedAdmin):
             totals = changelist.queryset.aggregate(
                 calls=Count("id"), cost=Sum("cost"), inp=Sum("input_tokens"), out=Sum("output_tokens")
             )
+            currencies = sorted(set(changelist.queryset.values_list("currency", flat=True).distinct()[:3]))
+            cost = Decimal(totals["cost"] or 0).quantize(Decimal("0.0001"))
             response.context_data["title"] = (
-                f"Usage: {totals['calls']} calls, {totals['inp'] or 0} input and {totals['out'] or 0} output tokens, "
-                f"{money_str(totals['cost'] or 0)} charged"
+                f"Usage: {totals['calls']:,} calls · {totals['inp'] or 0:,} input and {totals['out'] or 0:,} output "
+                f"tokens · {money_str(cost)} {'/'.join(currencies)} charged"
             )
         return response
 
@@ -188,18 +191,7 @@ class BudgetForm(forms.ModelForm):
 class BudgetAdmin(RoleGatedAdmin):
     staff_roles = ADMIN_ROLES
     form = BudgetForm
-    list_display = (
-        "name",
-        "organization",
-        "scope_kind",
-        "scope_label",
-        "period",
-        "limit",
-        "spent",
-        "used",
-        "action",
-        "enabled",
-    )
+    list_display = ("name", "organization", "applies_to", "period", "limit", "spent", "used", "action", "enabled")
     list_filter = ("period", "action", "enabled", "scope_kind")
     search_fields = ("name", "scope_label")
 
@@ -211,11 +203,22 @@ class BudgetAdmin(RoleGatedAdmin):
     def spent(self, obj):
         return f"{money_str(budget_state(obj).spent.quantize(Decimal('0.0001')))} {obj.currency}"
 
+    @admin.display(description="applies to")
+    def applies_to(self, obj):
+        return f"{obj.get_scope_kind_display()}: {obj.scope_label or obj.scope_id or '—'}"
+
     @admin.display(description="used")
     def used(self, obj):
         state = budget_state(obj)
-        percent = (state.spent / obj.limit_amount * 100) if obj.limit_amount else 0
-        return f"{percent:.0f} %"
+        percent = min(float(state.spent / obj.limit_amount * 100), 100.0) if obj.limit_amount else 0.0
+        colour = "#15803d" if percent < 80 else ("#d97706" if percent < 100 else "#b91c1c")
+        return format_html(
+            '<div style="width:110px;height:8px;background:#e4e7eb;border-radius:4px;display:inline-block">'
+            '<div style="width:{}%;height:8px;background:{};border-radius:4px"></div></div> {} %',
+            f"{percent:.0f}",
+            colour,
+            f"{percent:.0f}",
+        )
 
     def save_model(self, request, obj, form, change):
         role = actor_role(request, obj.organization_id)
