@@ -25,6 +25,8 @@ from integrations.llm.router import available_models
 
 DEMO_BUDGET = "Demo monthly budget"
 DEMO_CALLS = 160
+# Small, like the demo's prices: this month's demo calls fill a few percent of it.
+DEMO_BUDGET_LIMIT = Decimal("0.05")
 DEMO_CALLS_THIS_MONTH = 24  # so the budget meter moves
 
 
@@ -43,13 +45,13 @@ def seed_demo_billing(organization: Organization, users: dict[str, User], *, res
                 "scope_id": "",
                 "period": "month",
                 "currency": "USD",
-                "limit_amount": Decimal("5.00"),
+                "limit_amount": DEMO_BUDGET_LIMIT,
                 "action": "block",
                 "thresholds": [50, 80, 100],
                 "enabled": True,
             },
         )
-    lines.append(f"budget       {DEMO_BUDGET}: 5.00 USD a month, blocking — see /admin/billing/budget/")
+    lines.append(f"budget       {DEMO_BUDGET}: {DEMO_BUDGET_LIMIT} USD a month, blocking — see /admin/billing/budget/")
     return lines
 
 

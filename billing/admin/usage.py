@@ -205,7 +205,9 @@ class BudgetAdmin(RoleGatedAdmin):
 
     @admin.display(description="applies to")
     def applies_to(self, obj):
-        return f"{obj.get_scope_kind_display()}: {obj.scope_label or obj.scope_id or '—'}"
+        if obj.scope_kind == "organization":
+            return "the whole organization"
+        return f"{obj.get_scope_kind_display()}: {obj.scope_label or obj.scope_id}"
 
     @admin.display(description="used")
     def used(self, obj):
@@ -217,7 +219,7 @@ class BudgetAdmin(RoleGatedAdmin):
             '<div style="width:{}%;height:8px;background:{};border-radius:4px"></div></div> {} %',
             f"{percent:.0f}",
             colour,
-            f"{percent:.0f}",
+            f"{percent:.1f}" if percent < 10 else f"{percent:.0f}",
         )
 
     def save_model(self, request, obj, form, change):
