@@ -65,6 +65,26 @@ def _celery_broker() -> None:
             conn.default_channel.client.ping()
 
 
+# name -> function returning a dict with a "status": reported by /health/ready
+# but never making it fail (registered by apps above, e.g. circuit states).
+_informational: dict = {}
+
+
+def register_informational_check(name: str, func) -> None:
+    _informational[name] = func
+
+
+def _informational_results() -> dict:
+    results = {}
+    for name, func in _informational.items():
+        try:
+            results[name] = {**func(), "required": False}
+        except Exception as exc:
+            logger.warning("informational check %s failed: %s: %s", name, exc.__class__.__name__, exc)
+            results[name] = {"status": "error", "required": False, "error": exc.__class__.__name__}
+    return results
+
+
 def _checks() -> dict:
     """name -> (function, required)."""
     checks = {"database": (_database, True), "cache": (_cache, True), "channel_layer": (_channel_layer, True)}
@@ -113,4 +133,5 @@ def ready(request):
             healthy = False
     if settings.CELERY_TASK_ALWAYS_EAGER:
         results["celery_broker"] = {"status": "skipped", "required": False, "detail": "tasks run eagerly in-process"}
+    results.update(_informational_results())
     return JsonResponse(_envelope("ok" if healthy else "unavailable", results), status=200 if healthy else 503)

@@ -69,6 +69,12 @@ _scrape_time = CollectorRegistry(auto_describe=False)
 _scrape_time.register(CeleryQueueDepthCollector())
 
 
+def register_scrape_collector(collector) -> None:
+    """Adds a collector read at scrape time (apps above register theirs in
+    their ``AppConfig.ready``)."""
+    _scrape_time.register(collector)
+
+
 HIDDEN_LABEL = "hidden"
 
 

@@ -10,7 +10,14 @@ from django import forms
 from django.contrib import admin
 
 from accounts.admin import ADMIN_ROLES, TenantScopedAdmin
-from integrations.models import Credential, CredentialKind, EgressAllowedHost
+from integrations.models import (
+    Credential,
+    CredentialKind,
+    EgressAllowedHost,
+    ModelDeployment,
+    ModelProvider,
+    ModelRoute,
+)
 
 HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -150,3 +157,163 @@ class EgressAllowedHostAdmin(OrganizationFixedOnChange, TenantScopedAdmin):
     search_fields = ("host", "note")
     ordering = ("organization__name", "host")
     readonly_fields = ("created_at",)
+
+
+# --- the model gateway (platform-wide: superusers only) -------------------------------
+
+
+class SuperuserOnlyAdmin(admin.ModelAdmin):
+    """Providers, deployments and routes serve every organization: only a
+    superuser sees or edits them."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+class ModelProviderForm(forms.ModelForm):
+    api_key = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False,
+        help_text="Stored encrypted; never shown again. Leave blank to keep the stored key (or for servers without one).",
+    )
+    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
+
+    class Meta:
+        model = ModelProvider
+        fields = ("name", "base_url", "timeout_seconds", "connect_timeout_seconds", "enabled")
+
+    def clean(self):
+        cleaned = super().clean()
+        has_key = bool(cleaned.get("api_key")) or (
+            bool(self.instance.api_key_encrypted) and not cleaned.get("clear_api_key")
+        )
+        if not cleaned.get("base_url") and not has_key:
+            self.add_error("api_key", "api.openai.com needs an API key; or give the base URL of a self-hosted server.")
+        timeout, connect = cleaned.get("timeout_seconds"), cleaned.get("connect_timeout_seconds")
+        if timeout is not None and connect is not None and connect > timeout:
+            self.add_error("connect_timeout_seconds", "The connect timeout cannot be longer than the timeout.")
+        return cleaned
+
+    def save(self, commit=True):
+        provider = super().save(commit=False)
+        if self.cleaned_data.get("api_key"):
+            provider.set_api_key(self.cleaned_data["api_key"])
+        elif self.cleaned_data.get("clear_api_key"):
+            provider.set_api_key("")
+        if commit:
+            provider.save()
+        return provider
+
+
+@admin.register(ModelProvider)
+class ModelProviderAdmin(SuperuserOnlyAdmin):
+    form = ModelProviderForm
+    list_display = ("name", "base_url", "enabled", "key_state", "deployment_count")
+    list_filter = ("enabled",)
+    search_fields = ("name", "base_url")
+    readonly_fields = ("key_state", "created_at", "updated_at")
+    fields = (
+        "name",
+        "base_url",
+        "api_key",
+        "clear_api_key",
+        "key_state",
+        "timeout_seconds",
+        "connect_timeout_seconds",
+        "enabled",
+        "created_at",
+        "updated_at",
+    )
+
+    @admin.display(description="API key")
+    def key_state(self, obj):
+        return "Stored, encrypted (never shown)" if obj and obj.api_key_encrypted else "—"
+
+    @admin.display(description="deployments")
+    def deployment_count(self, obj):
+        return obj.deployments.count()
+
+
+@admin.register(ModelDeployment)
+class ModelDeploymentAdmin(SuperuserOnlyAdmin):
+    list_display = (
+        "model_name",
+        "provider",
+        "upstream",
+        "weight",
+        "priority",
+        "enabled",
+        "circuit",
+        "in_flight",
+    )
+    list_filter = ("enabled", "provider", "model_name")
+    list_select_related = ("provider",)
+    search_fields = ("model_name", "upstream_model", "provider__name")
+    readonly_fields = ("circuit", "in_flight", "created_at", "updated_at")
+    actions = ["close_circuits"]
+    fieldsets = (
+        (None, {"fields": ("model_name", "provider", "upstream_model", "enabled")}),
+        ("Routing", {"fields": ("weight", "priority")}),
+        (
+            "Circuit breaker",
+            {
+                "fields": ("breaker_threshold", "breaker_timeout_seconds", "circuit", "in_flight"),
+                "description": "Empty fields use CIRCUIT_BREAKER_THRESHOLD and CIRCUIT_BREAKER_TIMEOUT_SECS.",
+            },
+        ),
+        (None, {"fields": ("created_at", "updated_at")}),
+    )
+
+    def _stats(self, obj):
+        from integrations.llm.breaker import breakers
+
+        return breakers.status_sync([str(obj.pk)])[0]
+
+    @admin.display(description="upstream model")
+    def upstream(self, obj):
+        return obj.upstream_model or obj.model_name
+
+    @admin.display(description="circuit")
+    def circuit(self, obj):
+        from integrations.llm.breaker import STATE_NAMES
+
+        if obj is None or obj.pk is None:
+            return "—"
+        stats = self._stats(obj)
+        text = STATE_NAMES[stats.state].replace("_", "-")
+        if stats.retry_in_ms:
+            text += f" (probe in {stats.retry_in_ms / 1000:.0f} s)"
+        return text
+
+    @admin.display(description="calls in flight")
+    def in_flight(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        return self._stats(obj).in_flight
+
+    @admin.action(description="Close the circuits of the selected deployments")
+    def close_circuits(self, request, queryset):
+        from integrations.llm.breaker import breakers
+
+        keys = [str(pk) for pk in queryset.values_list("pk", flat=True)]
+        breakers.reset_sync(keys)
+        self.message_user(request, f"Closed {len(keys)} circuit(s); their failure counts start again from zero.")
+
+
+@admin.register(ModelRoute)
+class ModelRouteAdmin(SuperuserOnlyAdmin):
+    list_display = ("model_name", "strategy", "updated_at")
+    list_filter = ("strategy",)
+    search_fields = ("model_name",)

@@ -29,6 +29,18 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=60.0)
 LLM_CONNECT_TIMEOUT_SECONDS = env.float("LLM_CONNECT_TIMEOUT_SECONDS", default=5.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
 LLM_OFFLINE_TOKEN_DELAY_MS = env.int("LLM_OFFLINE_TOKEN_DELAY_MS", default=25)
+# Retries of a failed model call (429, 5xx, timeouts, connection errors) before
+# any token was streamed: on another deployment of the model when there is one,
+# with backoff when the same one is tried again.
+LLM_RETRY_BACKOFF_SECONDS = env.float("LLM_RETRY_BACKOFF_SECONDS", default=0.25)
+# Circuit breakers per model deployment, shared by every process through Redis:
+# open after THRESHOLD failures within WINDOW seconds, one probe after TIMEOUT
+# seconds (a deployment may override both in the admin).
+CIRCUIT_BREAKER_THRESHOLD = env.int("CIRCUIT_BREAKER_THRESHOLD", default=5)
+CIRCUIT_BREAKER_TIMEOUT_SECS = env.int("CIRCUIT_BREAKER_TIMEOUT_SECS", default=30)
+CIRCUIT_BREAKER_WINDOW_SECS = env.int("CIRCUIT_BREAKER_WINDOW_SECS", default=60)
+# How soon a process sees deployments changed in the admin by another process.
+MODEL_ROUTES_REFRESH_SECONDS = env.float("MODEL_ROUTES_REFRESH_SECONDS", default=5.0)
 
 # --- chat runtime (the chat app) ------------------------------------------------------
 CONVERSATION_TTL_SECONDS = env.int("CONVERSATION_TTL_SECONDS", default=3600)

@@ -129,8 +129,9 @@ def _frame_for(item, subscription, turn_id):
 
 def raise_for_turn_error(outcome, **details) -> None:
     """A failed turn as an HTTP error: 402 when a budget refused the model
-    call, 503 when budgets could not be checked, 502 when the model failed,
-    429 when it rate limited, 504 when it timed out."""
+    call, 503 when budgets could not be checked or every deployment of the
+    model has an open circuit, 502 when the model failed, 429 when it rate
+    limited, 504 when it timed out."""
     if not outcome.error:
         return
     raise turn_error_as_http(outcome.error, **details)
@@ -142,7 +143,9 @@ REFUSAL_STATUS = {"budget_exceeded": 402, "billing_unavailable": 503}
 
 def turn_error_as_http(error: dict, **details) -> ApplicationError:
     kind = error["details"].get("kind")
-    status_code = REFUSAL_STATUS.get(error["code"]) or {"rate_limited": 429, "timeout": 504}.get(kind, 502)
+    status_code = REFUSAL_STATUS.get(error["code"]) or {"rate_limited": 429, "timeout": 504, "circuit_open": 503}.get(
+        kind, 502
+    )
     return ApplicationError(
         error["message"], code=error["code"], status_code=status_code, details={**error["details"], **details}
     )

@@ -471,5 +471,6 @@ def _model_error_message(exc: LLMError) -> str:
         "bad_request": "The model server refused the request.",
         "auth": "The model server refused AgentHub's credentials; an operator must fix the configuration.",
         "unknown_model": "The agent's model is not available on the model server.",
+        "circuit_open": "The agent's model is unavailable after repeated failures; try again in a minute.",
     }
     return messages.get(exc.kind, "The model call failed.")

@@ -41,3 +41,23 @@ def record_usage(model: str, usage: Usage) -> None:
 
 def record_fallback(from_model: str, to_model: str) -> None:
     LLM_FALLBACKS.labels(from_model=from_model, to_model=to_model).inc()
+
+
+LLM_RETRIES = Counter(
+    "agenthub_llm_retries_total",
+    "Model calls tried again after a failure before any token (on another deployment when there is one).",
+    ["model"],
+)
+LLM_CIRCUIT_REJECTIONS = Counter(
+    "agenthub_llm_circuit_rejections_total",
+    "Model calls refused without a network call because every deployment's circuit was open.",
+    ["model"],
+)
+
+
+def record_retry(model: str) -> None:
+    LLM_RETRIES.labels(model=model).inc()
+
+
+def record_circuit_skip(model: str) -> None:
+    LLM_CIRCUIT_REJECTIONS.labels(model=model).inc()

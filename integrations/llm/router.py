@@ -9,10 +9,13 @@ and streams with fallbacks.
   has been yielded, an error propagates (the user has seen part of an answer).
 """
 
+import asyncio
 import dataclasses
 import functools
 import logging
+import random
 import threading
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 
@@ -20,6 +23,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from integrations.llm import metrics
+from integrations.llm.breaker import breakers
+from integrations.llm.deployments import Deployment, ProviderConfig, default_deployment, routes
 from integrations.llm.offline import OfflineProvider
 from integrations.llm.openai_provider import OpenAICompatibleProvider
 from integrations.llm.types import (
@@ -41,6 +46,7 @@ __all__ = [
     "available_models",
     "get_provider",
     "model_info",
+    "provider_for",
     "stream_with_fallback",
 ]
 
@@ -48,47 +54,41 @@ logger = logging.getLogger(__name__)
 
 OFFLINE_MODEL = "offline"
 
-_providers: dict[tuple, Provider] = {}
+_providers: dict[object, Provider] = {}
 _providers_lock = threading.Lock()
 
 
-def _provider_key(model_name: str) -> tuple:
-    if model_name == OFFLINE_MODEL:
-        return ("offline", settings.LLM_OFFLINE_TOKEN_DELAY_MS)
-    return (
-        "openai",
-        settings.OPENAI_BASE_URL,
-        settings.OPENAI_API_KEY,
-        settings.LLM_TIMEOUT_SECONDS,
-        settings.LLM_CONNECT_TIMEOUT_SECONDS,
-        settings.LLM_MAX_RETRIES,
-    )
-
-
-def _build_provider(key: tuple) -> Provider:
-    if key[0] == "offline":
-        return OfflineProvider(token_delay_ms=key[1])
-    _, base_url, api_key, timeout, connect_timeout, max_retries = key
-    return OpenAICompatibleProvider(
-        base_url=base_url,
-        api_key=api_key,
-        timeout=timeout,
-        connect_timeout=connect_timeout,
-        max_retries=max_retries,
-    )
+def provider_for(config: ProviderConfig) -> Provider:
+    """The provider of a deployment; one instance per configuration, so its
+    connection pool is shared by every call.  The router retries (on another
+    deployment when there is one), so the SDK does not."""
+    provider = _providers.get(config)
+    if provider is None:
+        with _providers_lock:
+            provider = _providers.get(config)
+            if provider is None:
+                provider = _providers[config] = OpenAICompatibleProvider(
+                    name=config.name,
+                    base_url=config.base_url,
+                    api_key=config.api_key,
+                    timeout=config.timeout,
+                    connect_timeout=config.connect_timeout,
+                    max_retries=0,
+                )
+    return provider
 
 
 def get_provider(model_name: str) -> Provider:
-    """The provider serving ``model_name``; one instance per configuration, so
-    its connection pool is shared by every call."""
-    key = _provider_key(model_name)
-    provider = _providers.get(key)
-    if provider is None:
-        with _providers_lock:
-            provider = _providers.get(key)
-            if provider is None:
-                provider = _providers[key] = _build_provider(key)
-    return provider
+    """The provider of ``model_name``'s default deployment (the offline model,
+    or the server configured by ``OPENAI_BASE_URL``)."""
+    if model_name == OFFLINE_MODEL:
+        key = ("offline", settings.LLM_OFFLINE_TOKEN_DELAY_MS)
+        provider = _providers.get(key)
+        if provider is None:
+            with _providers_lock:
+                provider = _providers.setdefault(key, OfflineProvider(token_delay_ms=key[1]))
+        return provider
+    return provider_for(default_deployment(model_name).provider)
 
 
 async def aclose_providers() -> None:
@@ -138,26 +138,137 @@ def _can_fall_back(error: LLMError) -> bool:
     return error.retryable or error.kind == "unknown_model"
 
 
+# Failures that count toward opening a deployment's circuit: the deployment's
+# fault, not the request's.
+_BREAKER_KINDS = frozenset({"rate_limited", "server_error", "timeout", "connection", "stream_dropped"})
+
+
 def _unique(models: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(model for model in models if model))
+
+
+def _backoff(retry: int) -> float:
+    """Seconds before retrying a deployment that already failed this call:
+    exponential with full jitter."""
+    base = settings.LLM_RETRY_BACKOFF_SECONDS * (2 ** (retry - 1))
+    return random.uniform(0, min(base, 8.0))
+
+
+async def _stream_model(request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    """Streams ``request`` from one of its model's deployments, retrying a
+    failed call (before anything was yielded) on the next deployment, up to
+    ``LLM_MAX_RETRIES`` times.  Deployments whose circuit is open are skipped
+    without a network call."""
+    model = request.model
+    if model == OFFLINE_MODEL:
+        async with aclosing(get_provider(model).stream(request)) as events:
+            async for event in events:
+                yield event
+        return
+    route = await routes.route(model)
+    tried: set[str] = set()
+    last_error: LLMError | None = None
+    for attempt in range(settings.LLM_MAX_RETRIES + 1):
+        candidates = routes.order(route, tried)
+        lease, stats = await breakers.acquire([d.key for d in candidates])
+        routes.remember(candidates, stats)
+        if lease is None:
+            metrics.record_circuit_skip(model)
+            if last_error is not None:
+                raise last_error
+            raise LLMError(
+                f"Every deployment of {model} is unavailable: their circuits are open after repeated failures.",
+                kind="circuit_open",
+                provider="gateway",
+            )
+        deployment = candidates[lease.index]
+        if deployment.key in tried:
+            await asyncio.sleep(_backoff(attempt))
+        if attempt:
+            metrics.record_retry(model)
+        tried.add(deployment.key)
+        try:
+            async with aclosing(_stream_deployment(request, deployment, lease)) as events:
+                async for event in events:
+                    yield event
+            return
+        except _Retry as retry:
+            last_error = retry.error
+            logger.warning(
+                "Model %s: deployment %s failed (%s)%s",
+                model,
+                deployment.label,
+                retry.error.kind,
+                "; retrying" if attempt < settings.LLM_MAX_RETRIES else "",
+                extra={"model": model, "deployment": deployment.label, "error_kind": retry.error.kind},
+            )
+    assert last_error is not None
+    raise last_error
+
+
+class _Retry(Exception):
+    def __init__(self, error: LLMError):
+        self.error = error
+
+
+async def _stream_deployment(request: ChatRequest, deployment: Deployment, lease) -> AsyncIterator[StreamEvent]:
+    """One attempt on one deployment; settles its lease whatever happens.
+    Raises :class:`_Retry` for a retryable failure before the first token
+    or tool call, the :class:`LLMError` itself otherwise."""
+    upstream = (
+        request
+        if deployment.upstream_model == request.model
+        else dataclasses.replace(request, model=deployment.upstream_model)
+    )
+    limits = deployment.limits()
+    provider = provider_for(deployment.provider)
+    started_at = time.perf_counter()
+    first = True
+    answered = False
+    ttft_ms: float | None = None
+    outcome = "none"
+    try:
+        async with aclosing(provider.stream(upstream)) as events:
+            async for event in events:
+                if first:
+                    first = False
+                    ttft_ms = (time.perf_counter() - started_at) * 1000
+                    if lease.probe:  # the deployment answers again: close its circuit now
+                        await breakers.settle(lease, "first", limits, ttft_ms)
+                if isinstance(event, TextDelta | ToolCall):
+                    answered = True
+                elif isinstance(event, Finish) and event.model != request.model and upstream is not request:
+                    event = dataclasses.replace(event, model=request.model)
+                yield event
+        outcome = "ok"
+    except LLMError as error:
+        outcome = "fail" if error.kind in _BREAKER_KINDS else "none"
+        metrics.record_error(error)
+        if answered or not error.retryable:
+            raise
+        raise _Retry(error) from error
+    finally:
+        await asyncio.shield(breakers.settle(lease, outcome, limits, ttft_ms if outcome == "ok" else None))
 
 
 async def stream_with_fallback(request: ChatRequest, fallback_models: Iterable[str] = ()) -> AsyncIterator[StreamEvent]:
     """Streams ``request`` from its model, falling back to each of
     ``fallback_models`` in order on a retryable error or an unknown model,
     as long as no :class:`TextDelta` or :class:`ToolCall` was yielded yet.
+    Within a model, a failed call is first retried on the model's other
+    deployments (see :func:`_stream_model`).
 
-    The final :class:`Finish` names the model that answered.  Records
-    ``agenthub_llm_errors_total``, ``agenthub_llm_tokens_total`` and
-    ``agenthub_llm_fallbacks_total``.
+    The final :class:`Finish` names the model that answered (the name agents
+    use, not a deployment's upstream name).  Records
+    ``agenthub_llm_errors_total``, ``agenthub_llm_tokens_total``,
+    ``agenthub_llm_retries_total`` and ``agenthub_llm_fallbacks_total``.
     """
     candidates = _unique([request.model, *fallback_models])
     for position, model in enumerate(candidates):
         attempt = request if model == request.model else dataclasses.replace(request, model=model)
-        provider = get_provider(model)
         started = False
         try:
-            async with aclosing(provider.stream(attempt)) as events:
+            async with aclosing(_stream_model(attempt)) as events:
                 async for event in events:
                     if isinstance(event, TextDelta | ToolCall):
                         started = True
@@ -166,7 +277,8 @@ async def stream_with_fallback(request: ChatRequest, fallback_models: Iterable[s
                     yield event
             return
         except LLMError as error:
-            metrics.record_error(error)
+            if model == OFFLINE_MODEL:
+                metrics.record_error(error)
             is_last = position == len(candidates) - 1
             if started or is_last or not _can_fall_back(error):
                 raise

@@ -93,9 +93,10 @@ StreamEvent = TextDelta | ToolCall | Finish
 class LLMError(Exception):
     """A model call failed.  ``kind`` is one of: ``rate_limited``,
     ``server_error``, ``timeout``, ``connection``, ``stream_dropped``,
-    ``bad_request``, ``auth``, ``unknown_model``."""
+    ``bad_request``, ``auth``, ``unknown_model``, ``circuit_open`` (every
+    deployment of the model is skipped after repeated failures)."""
 
-    RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "connection"})
+    RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "connection", "circuit_open"})
 
     def __init__(self, message: str, *, kind: str, provider: str, status_code: int | None = None):
         super().__init__(message)

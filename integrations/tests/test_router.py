@@ -12,6 +12,9 @@ from integrations.llm.testing.mock_server import answer_tokens
 from integrations.llm.types import Finish, LLMError, ModelInfo, TextDelta, ToolCall, ToolSpec
 from integrations.tests.helpers import MOCK_TOKENS, collect, user_request
 
+# The router reads the model deployments from the database.
+pytestmark = pytest.mark.django_db
+
 
 def sample(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
@@ -32,22 +35,22 @@ def test_offline_model_gets_the_offline_provider(llm_settings):
 
 def test_other_models_get_the_openai_provider_configured_from_settings(llm_settings, mock_server):
     llm_settings.LLM_TIMEOUT_SECONDS = 12.5
-    llm_settings.LLM_MAX_RETRIES = 1
 
     provider = get_provider("gpt-4o-mini")
 
     assert isinstance(provider, OpenAICompatibleProvider)
+    # The router retries (on another deployment when there is one), not the SDK.
     assert (provider.base_url, provider.timeout, provider.connect_timeout, provider.max_retries) == (
         mock_server.base_url,
         12.5,
         2.0,
-        1,
+        0,
     )
     # One provider (one connection pool) for every model of the same server...
     assert get_provider("gpt-4o") is provider
     # ...and a new one when the settings change.
-    llm_settings.LLM_MAX_RETRIES = 3
-    assert get_provider("gpt-4o").max_retries == 3
+    llm_settings.LLM_TIMEOUT_SECONDS = 7.0
+    assert get_provider("gpt-4o").timeout == 7.0
 
 
 def test_available_models(settings):

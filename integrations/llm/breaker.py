@@ -1,0 +1,435 @@
+"""Circuit breakers and in-flight counts per model deployment, shared by every
+process through Redis.
+
+A deployment's circuit is *closed* (calls go through), *open* (calls are
+skipped without a network call) after ``threshold`` failures within
+``window`` seconds, and *half-open* once the ``cooldown`` has passed: the
+next call is the single probe.  The probe's first streamed event closes the
+circuit; its failure opens it again for another cooldown.  If the probe's
+process dies, its lease runs out and another call probes.
+
+One Lua script picks the first deployment of a preference list that may take
+a call and leases it (one Redis round trip before the model call); another
+settles the lease when the call ends.  Both return what the router needs to
+order the next call (states, calls in flight, time-to-first-token average).
+
+Without Redis (the embedded demo) the same rules run in the process.  When
+Redis is configured but down, the breakers fall back to per-process state,
+calls continue, and a warning is logged; Redis is tried again after a few
+seconds.
+"""
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+
+from agenthub.redis import get_redis, redis_configured, script
+
+logger = logging.getLogger(__name__)
+
+CLOSED, OPEN, HALF_OPEN = 0, 1, 2
+STATE_NAMES = {CLOSED: "closed", OPEN: "open", HALF_OPEN: "half_open"}
+
+# A lease of a call in flight expires after this long even if its process
+# died without settling it; it also bounds a probe.
+LEASE_MS = 10 * 60 * 1000
+PROBE_LEASE_MS = 60 * 1000
+REDIS_RETRY_SECONDS = 5.0
+KEY_PREFIX = "agenthub:gw:"
+
+# KEYS: (state hash, calls-in-flight zset) per candidate, in preference order.
+# ARGV: now (ms), call id, lease (ms), probe lease (ms).
+# Leases the first candidate that may take a call.  Returns
+# {chosen (1-based, 0 = none), probe (0/1), then per candidate: state, in flight, ttft average}.
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+local chosen, probe = 0, 0
+local out = {}
+for i = 1, #KEYS / 2 do
+  local h, busy = KEYS[2 * i - 1], KEYS[2 * i]
+  redis.call('ZREMRANGEBYSCORE', busy, '-inf', now)
+  local f = redis.call('HMGET', h, 'state', 'until', 'probe', 'ttft')
+  local state = tonumber(f[1]) or 0
+  if chosen == 0 then
+    local ok = false
+    if state == 0 then
+      ok = true
+    elseif state == 1 and now >= (tonumber(f[2]) or 0) then
+      state = 2
+      redis.call('HSET', h, 'state', 2, 'probe', now + tonumber(ARGV[4]))
+      ok = true
+      probe = 1
+    elseif state == 2 and now >= (tonumber(f[3]) or 0) then
+      redis.call('HSET', h, 'probe', now + tonumber(ARGV[4]))
+      ok = true
+      probe = 1
+    end
+    if ok then
+      chosen = i
+      redis.call('ZADD', busy, now + tonumber(ARGV[3]), ARGV[2])
+      redis.call('PEXPIRE', busy, tonumber(ARGV[3]))
+    end
+  end
+  table.insert(out, state)
+  table.insert(out, redis.call('ZCARD', busy))
+  table.insert(out, f[4] or '')
+end
+table.insert(out, 1, probe)
+table.insert(out, 1, chosen)
+return out
+"""
+
+# KEYS: state hash, failures zset, calls-in-flight zset.
+# ARGV: now (ms), call id, outcome (ok | fail | none | first), probe (0/1),
+#       ttft ms (or ''), threshold, window (ms), cooldown (ms).
+# "first" is a probe's first event: it closes the circuit but keeps the lease.
+# Returns the state after.
+_SETTLE = """
+local now = tonumber(ARGV[1])
+local outcome = ARGV[3]
+if outcome ~= 'first' then
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
+local state = tonumber(redis.call('HGET', KEYS[1], 'state')) or 0
+if outcome == 'ok' or outcome == 'first' then
+  if state ~= 0 then
+    redis.call('HSET', KEYS[1], 'state', 0, 'until', 0, 'probe', 0)
+    redis.call('DEL', KEYS[2])
+    state = 0
+  end
+  local ttft = tonumber(ARGV[5])
+  if ttft then
+    local avg = tonumber(redis.call('HGET', KEYS[1], 'ttft'))
+    if avg then avg = avg * 0.8 + ttft * 0.2 else avg = ttft end
+    redis.call('HSET', KEYS[1], 'ttft', tostring(avg))
+  end
+elseif outcome == 'fail' then
+  local cooldown = tonumber(ARGV[8])
+  if state == 2 then
+    redis.call('HSET', KEYS[1], 'state', 1, 'until', now + cooldown, 'probe', 0)
+    state = 1
+  elseif state == 0 then
+    local window = tonumber(ARGV[7])
+    redis.call('ZADD', KEYS[2], now, ARGV[2])
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+    redis.call('PEXPIRE', KEYS[2], window)
+    if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then
+      redis.call('HSET', KEYS[1], 'state', 1, 'until', now + cooldown, 'probe', 0)
+      redis.call('DEL', KEYS[2])
+      state = 1
+    end
+  end
+elseif outcome == 'none' and ARGV[4] == '1' and state == 2 then
+  redis.call('HSET', KEYS[1], 'probe', 0)
+end
+return state
+"""
+
+# KEYS: state hash, calls-in-flight zset per deployment.  ARGV: now (ms).
+# Returns per deployment: state (an open circuit past its cooldown reads as
+# half-open), calls in flight, ttft average, ms until an open circuit's probe.
+_STATUS = """
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS / 2 do
+  local h, busy = KEYS[2 * i - 1], KEYS[2 * i]
+  redis.call('ZREMRANGEBYSCORE', busy, '-inf', now)
+  local f = redis.call('HMGET', h, 'state', 'until', 'ttft')
+  local state = tonumber(f[1]) or 0
+  local wait = 0
+  if state == 1 then
+    wait = (tonumber(f[2]) or 0) - now
+    if wait <= 0 then state = 2; wait = 0 end
+  end
+  table.insert(out, state)
+  table.insert(out, redis.call('ZCARD', busy))
+  table.insert(out, f[3] or '')
+  table.insert(out, wait)
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Limits:
+    threshold: int
+    window_ms: int
+    cooldown_ms: int
+
+
+@dataclass
+class Stats:
+    """What the breakers last said of a deployment."""
+
+    state: int = CLOSED
+    in_flight: int = 0
+    ttft_ms: float | None = None
+    retry_in_ms: int = 0
+
+
+@dataclass
+class Lease:
+    """A call a deployment has taken; settle it exactly once."""
+
+    key: str  # the deployment's breaker key
+    index: int  # its position in the candidate list
+    call_id: str
+    probe: bool
+    settled: bool = False
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _keys(key: str) -> tuple[str, str, str]:
+    base = KEY_PREFIX + key
+    return base, base + ":fail", base + ":busy"
+
+
+def _ttft(value) -> float | None:
+    if value in (None, b"", ""):
+        return None
+    return float(value)
+
+
+class LocalBreakers:
+    """The same rules in one process (no Redis, or Redis down)."""
+
+    def __init__(self):
+        self._state: dict[str, dict] = {}
+
+    def _entry(self, key: str) -> dict:
+        return self._state.setdefault(
+            key, {"state": CLOSED, "until": 0, "probe": 0, "ttft": None, "fail": [], "busy": {}}
+        )
+
+    def _expire(self, entry: dict, now: int) -> None:
+        entry["busy"] = {call: deadline for call, deadline in entry["busy"].items() if deadline > now}
+
+    def acquire(self, keys: list[str], call_id: str, now: int) -> tuple[int, bool, list[Stats]]:
+        chosen, probe, stats = 0, False, []
+        for index, key in enumerate(keys, start=1):
+            entry = self._entry(key)
+            self._expire(entry, now)
+            if not chosen:
+                ok = False
+                if entry["state"] == CLOSED:
+                    ok = True
+                elif entry["state"] == OPEN and now >= entry["until"]:
+                    entry["state"], entry["probe"], ok, probe = HALF_OPEN, now + PROBE_LEASE_MS, True, True
+                elif entry["state"] == HALF_OPEN and now >= entry["probe"]:
+                    entry["probe"], ok, probe = now + PROBE_LEASE_MS, True, True
+                if ok:
+                    chosen = index
+                    entry["busy"][call_id] = now + LEASE_MS
+            stats.append(Stats(entry["state"], len(entry["busy"]), entry["ttft"]))
+        return chosen, probe, stats
+
+    def settle(self, key: str, call_id: str, outcome: str, probe: bool, ttft_ms, limits: Limits, now: int) -> int:
+        entry = self._entry(key)
+        if outcome != "first":
+            entry["busy"].pop(call_id, None)
+        if outcome in ("ok", "first"):
+            if entry["state"] != CLOSED:
+                entry.update(state=CLOSED, until=0, probe=0, fail=[])
+            if ttft_ms is not None:
+                entry["ttft"] = ttft_ms if entry["ttft"] is None else entry["ttft"] * 0.8 + ttft_ms * 0.2
+        elif outcome == "fail":
+            if entry["state"] == HALF_OPEN:
+                entry.update(state=OPEN, until=now + limits.cooldown_ms, probe=0)
+            elif entry["state"] == CLOSED:
+                entry["fail"] = [t for t in entry["fail"] if t > now - limits.window_ms] + [now]
+                if len(entry["fail"]) >= limits.threshold:
+                    entry.update(state=OPEN, until=now + limits.cooldown_ms, probe=0, fail=[])
+        elif outcome == "none" and probe and entry["state"] == HALF_OPEN:
+            entry["probe"] = 0
+        return entry["state"]
+
+    def status(self, keys: list[str], now: int) -> list[Stats]:
+        stats = []
+        for key in keys:
+            entry = self._entry(key)
+            self._expire(entry, now)
+            state, wait = entry["state"], 0
+            if state == OPEN:
+                wait = entry["until"] - now
+                if wait <= 0:
+                    state, wait = HALF_OPEN, 0
+            stats.append(Stats(state, len(entry["busy"]), entry["ttft"], max(0, wait)))
+        return stats
+
+    def reset(self) -> None:
+        self._state.clear()
+
+
+class Breakers:
+    """Redis when it is configured and answering, the process otherwise."""
+
+    def __init__(self):
+        self.local = LocalBreakers()
+        self._redis_down_until = 0.0
+
+    def _use_redis(self) -> bool:
+        return redis_configured() and time.monotonic() >= self._redis_down_until
+
+    def _redis_failed(self, exc: Exception) -> None:
+        self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+        logger.warning(
+            "Circuit breakers: Redis is unreachable (%s); using this process's own breaker state for %g s",
+            exc.__class__.__name__,
+            REDIS_RETRY_SECONDS,
+        )
+
+    async def acquire(self, keys: list[str]) -> tuple[Lease | None, list[Stats]]:
+        """Leases the first of ``keys`` (deployments, in preference order)
+        whose circuit lets a call through; ``None`` when none does."""
+        call_id = uuid.uuid4().hex
+        now = _now_ms()
+        if self._use_redis():
+            try:
+                redis_keys = [k for key in keys for k in _keys(key)[::2]]
+                reply = await script(_ACQUIRE)(keys=redis_keys, args=[now, call_id, LEASE_MS, PROBE_LEASE_MS])
+                chosen, probe = int(reply[0]), bool(int(reply[1]))
+                rest = reply[2:]
+                stats = [Stats(int(rest[i]), int(rest[i + 1]), _ttft(rest[i + 2])) for i in range(0, len(rest), 3)]
+            except Exception as exc:  # Redis down: per-process state, calls continue
+                if not _is_redis_error(exc):
+                    raise
+                self._redis_failed(exc)
+                chosen, probe, stats = self.local.acquire(keys, call_id, now)
+        else:
+            chosen, probe, stats = self.local.acquire(keys, call_id, now)
+        if not chosen:
+            return None, stats
+        return Lease(key=keys[chosen - 1], index=chosen - 1, call_id=call_id, probe=probe), stats
+
+    async def settle(self, lease: Lease, outcome: str, limits: Limits, ttft_ms: float | None = None) -> int:
+        """``outcome``: ``ok`` (answered), ``fail`` (counts toward opening),
+        ``none`` (neither: cancelled, or refused for the request's own fault),
+        ``first`` (a probe's first event: close the circuit, keep the lease)."""
+        if lease.settled:
+            return CLOSED
+        if outcome != "first":
+            lease.settled = True
+        now = _now_ms()
+        args = [now, lease.call_id, outcome, int(lease.probe), "" if ttft_ms is None else f"{ttft_ms:.2f}"]
+        args += [limits.threshold, limits.window_ms, limits.cooldown_ms]
+        if self._use_redis():
+            try:
+                state = int(await script(_SETTLE)(keys=list(_keys(lease.key)), args=args))
+            except Exception as exc:
+                if not _is_redis_error(exc):
+                    raise
+                self._redis_failed(exc)
+            else:
+                if outcome == "fail" and state == OPEN:
+                    logger.warning("Circuit opened for model deployment %s", lease.key)
+                return state
+        state = self.local.settle(lease.key, lease.call_id, outcome, lease.probe, ttft_ms, limits, now)
+        if outcome == "fail" and state == OPEN:
+            logger.warning("Circuit opened for model deployment %s (this process)", lease.key)
+        return state
+
+    async def status(self, keys: list[str]) -> list[Stats]:
+        """Each deployment's state, calls in flight and latency, for health,
+        metrics and the admin."""
+        now = _now_ms()
+        if keys and self._use_redis():
+            try:
+                redis_keys = [k for key in keys for k in _keys(key)[::2]]
+                reply = await script(_STATUS)(keys=redis_keys, args=[now])
+            except Exception as exc:
+                if not _is_redis_error(exc):
+                    raise
+                self._redis_failed(exc)
+            else:
+                return [
+                    Stats(int(reply[i]), int(reply[i + 1]), _ttft(reply[i + 2]), max(0, int(reply[i + 3])))
+                    for i in range(0, len(reply), 4)
+                ]
+        return self.local.status(keys, now)
+
+    def status_sync(self, keys: list[str]) -> list[Stats]:
+        """:meth:`status` for synchronous code (health, metrics, the admin)."""
+        now = _now_ms()
+        if keys and self._use_redis():
+            try:
+                client = _sync_client()
+                redis_keys = [k for key in keys for k in _keys(key)[::2]]
+                reply = client.eval(_STATUS, len(redis_keys), *redis_keys, now)
+            except Exception as exc:
+                if not _is_redis_error(exc):
+                    raise
+                self._redis_failed(exc)
+            else:
+                return [
+                    Stats(int(reply[i]), int(reply[i + 1]), _ttft(reply[i + 2]), max(0, int(reply[i + 3])))
+                    for i in range(0, len(reply), 4)
+                ]
+        return self.local.status(keys, now)
+
+    def reset_sync(self, keys: list[str]) -> None:
+        """Closes these deployments' circuits (the admin's action)."""
+        for key in keys:
+            self.local._state.pop(key, None)
+        if redis_configured() and keys:
+            _sync_client().delete(*[name for key in keys for name in _keys(key)])
+
+    def reset_all_sync(self) -> None:
+        """Closes every circuit and forgets every count (tests)."""
+        self.local.reset()
+        self._redis_down_until = 0.0
+        if redis_configured():
+            client = _sync_client()
+            names = list(client.scan_iter(match=KEY_PREFIX + "*", count=1000))
+            if names:
+                client.delete(*names)
+
+    async def reset(self, keys: list[str] | None = None) -> None:
+        """Closes circuits and forgets their counts (``keys``: those deployments; all otherwise)."""
+        if keys is None:
+            self.local.reset()
+        else:
+            for key in keys:
+                self.local._state.pop(key, None)
+        if redis_configured():
+            client = get_redis()
+            if keys is None:
+                names = [name async for name in client.scan_iter(match=KEY_PREFIX + "*", count=500)]
+            else:
+                names = [name for key in keys for name in _keys(key)]
+            if names:
+                await client.delete(*names)
+
+
+_sync = None
+
+
+def _sync_client():
+    global _sync
+    if _sync is None:
+        import redis
+        from django.conf import settings
+
+        _sync = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    return _sync
+
+
+def _is_redis_error(exc: Exception) -> bool:
+    import redis.exceptions
+
+    return isinstance(exc, redis.exceptions.RedisError | OSError | TimeoutError)
+
+
+def weighted_order(items: list, weights: list[int], rng: random.Random) -> list:
+    """``items`` in a random order where each comes first with a probability
+    proportional to its weight (Efraimidis–Spirakis keys)."""
+    keyed = [(rng.random() ** (1.0 / max(1, w)), index) for index, w in enumerate(weights)]
+    keyed.sort(reverse=True)
+    return [items[index] for _, index in keyed]
+
+
+breakers = Breakers()
