@@ -4,6 +4,7 @@ real clients: ``websockets``, ``httpx`` (SSE) and the ``openai`` client."""
 
 import asyncio
 import json
+import time
 
 import httpx
 import openai
@@ -37,6 +38,8 @@ def servers(django_db_setup, django_db_blocker, tmp_path_factory):
                 AGENTHUB_MODELS=MODELS,
                 LLM_MAX_RETRIES=1,
                 LLM_TIMEOUT_SECONDS=2,
+                LLM_RETRY_BACKOFF_SECONDS=0,
+                MODEL_ROUTES_REFRESH_SECONDS=0.5,
                 PROMETHEUS_MULTIPROC_DIR=metrics_dir,
                 LOG_LEVEL="WARNING",
             )
@@ -302,6 +305,36 @@ def test_fallback_model_answers_when_the_first_fails(setup):
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "success"
     assert Message.objects.get(role="assistant").model == "mock-model"
+
+
+def test_a_circuit_opened_on_one_server_is_skipped_by_the_other(setup):
+    """A deployment that keeps failing opens its circuit in Redis; the other
+    server process then answers 503 without calling the model."""
+    from integrations.models import ModelDeployment, ModelProvider
+
+    provider = ModelProvider.objects.create(name="mock-direct", base_url=setup["mock"].base_url)
+    ModelDeployment.objects.create(model_name="mock-error-500", provider=provider, breaker_threshold=2)
+    make_live_agent(setup["org"].organization, slug="flaky", model="mock-error-500")
+    time.sleep(0.6)  # both servers reload their routes
+    a, b = setup["a"], setup["b"]
+
+    # One request, two attempts (LLM_MAX_RETRIES=1): two failures open the circuit.
+    response = httpx.post(f"{a}/api/v1/chat", json={"agent": "flaky", "prompt": "hi"}, headers=login(a), timeout=15)
+    assert response.status_code == 502 and response.json()["error"]["details"]["kind"] == "server_error"
+
+    calls = setup["mock"].app.stats["chat_completions"]
+    response = httpx.post(f"{b}/api/v1/chat", json={"agent": "flaky", "prompt": "hi"}, headers=login(b), timeout=15)
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["details"]["kind"]) == ("model_error", "circuit_open")
+    assert "unavailable after repeated failures" in error["message"]
+    assert setup["mock"].app.stats["chat_completions"] == calls  # skipped without a network call
+
+    ready = httpx.get(f"{b}/health/ready").json()
+    assert ready["status"] == "ok"
+    assert ready["checks"]["model_deployments"]["not_closed"][0]["state"] == "open"
+    metrics = httpx.get(f"{a}/metrics").text
+    assert 'agenthub_circuit_state{deployment="mock-direct/mock-error-500",model="mock-error-500"} 1.0' in metrics
 
 
 def test_metrics_count_turns_of_every_process(setup):

@@ -456,3 +456,24 @@ def test_a_base_url_must_be_a_plain_http_url(url, error):
     validate_base_url("http://vllm:8000/v1")  # a Kubernetes service name is fine
     with pytest.raises(ValidationError, match=error):
         validate_base_url(url)
+
+
+def test_gateway_seed_writes_the_environments_server_once(settings, db):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = "", ""
+    with pytest.raises(CommandError, match="OPENAI_BASE_URL"):
+        call_command("gateway_seed")
+
+    settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = "http://vllm:8000/v1", "sk-seed"
+    settings.AGENTHUB_MODELS = ["offline", "gpt-4o-mini:128000", "llama3:8b"]
+    call_command("gateway_seed", stdout=StringIO())
+    out = StringIO()
+    call_command("gateway_seed", stdout=out)
+
+    provider = ModelProvider.objects.get()
+    assert (provider.name, provider.base_url, provider.api_key()) == ("default", "http://vllm:8000/v1", "sk-seed")
+    assert sorted(ModelDeployment.objects.values_list("model_name", flat=True)) == ["gpt-4o-mini", "llama3:8b"]
+    assert "left as it is" in out.getvalue()
