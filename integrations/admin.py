@@ -265,7 +265,7 @@ class ModelDeploymentAdmin(SuperuserOnlyAdmin):
     actions = ["close_circuits"]
     fieldsets = (
         (None, {"fields": ("model_name", "provider", "upstream_model", "enabled")}),
-        ("Routing", {"fields": ("weight", "priority")}),
+        ("Routing", {"fields": ("weight", "priority", "max_in_flight")}),
         (
             "Circuit breaker",
             {

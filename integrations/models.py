@@ -157,6 +157,12 @@ class ModelDeployment(models.Model):
     priority = models.PositiveSmallIntegerField(
         default=0, help_text="Lower is tried first; higher priorities serve when the lower ones are unavailable."
     )
+    max_in_flight = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(100_000)],
+        help_text="Most calls in flight at once, across every process. Empty: no cap.",
+    )
     breaker_threshold = models.PositiveSmallIntegerField(
         null=True,
         blank=True,

@@ -39,6 +39,11 @@ LLM_RETRY_BACKOFF_SECONDS = env.float("LLM_RETRY_BACKOFF_SECONDS", default=0.25)
 CIRCUIT_BREAKER_THRESHOLD = env.int("CIRCUIT_BREAKER_THRESHOLD", default=5)
 CIRCUIT_BREAKER_TIMEOUT_SECS = env.int("CIRCUIT_BREAKER_TIMEOUT_SECS", default=30)
 CIRCUIT_BREAKER_WINDOW_SECS = env.int("CIRCUIT_BREAKER_WINDOW_SECS", default=60)
+# Calls in flight per organization, across processes (0: no cap), and how long a
+# call waits for a free slot (its organization's or a deployment's) before it is
+# refused with capacity_exceeded.
+MODEL_MAX_CONCURRENT_PER_ORGANIZATION = env.int("MODEL_MAX_CONCURRENT_PER_ORGANIZATION", default=0)
+MODEL_SLOT_WAIT_SECONDS = env.float("MODEL_SLOT_WAIT_SECONDS", default=2.0)
 # How soon a process sees deployments changed in the admin by another process.
 MODEL_ROUTES_REFRESH_SECONDS = env.float("MODEL_ROUTES_REFRESH_SECONDS", default=5.0)
 

@@ -143,9 +143,19 @@ REFUSAL_STATUS = {"budget_exceeded": 402, "billing_unavailable": 503}
 
 def turn_error_as_http(error: dict, **details) -> ApplicationError:
     kind = error["details"].get("kind")
-    status_code = REFUSAL_STATUS.get(error["code"]) or {"rate_limited": 429, "timeout": 504, "circuit_open": 503}.get(
-        kind, 502
-    )
-    return ApplicationError(
+    if error["code"] == "capacity_exceeded":
+        # A deployment's cap: this server cannot take it now (503); the
+        # organization's own cap: it sends too much at once (429).
+        status_code = 429 if error["details"].get("scope") == "organization" else 503
+    else:
+        status_code = REFUSAL_STATUS.get(error["code"]) or {
+            "rate_limited": 429,
+            "timeout": 504,
+            "circuit_open": 503,
+        }.get(kind, 502)
+    exc = ApplicationError(
         error["message"], code=error["code"], status_code=status_code, details={**error["details"], **details}
     )
+    if error["details"].get("retry_after_ms"):
+        exc.retry_after = max(1, -(-int(error["details"]["retry_after_ms"]) // 1000))
+    return exc

@@ -218,6 +218,7 @@ class TurnRunner:
                 temperature=self.agent.temperature,
                 max_output_tokens=self.agent.max_output_tokens,
                 tools=specs,
+                organization_id=str(self.agent.organization_id),
             )
             calls = await self._model_call(request, outcome, started, round_number)
             if not calls:
@@ -376,8 +377,9 @@ class TurnRunner:
                     await self._model_rounds(messages, outcome, started)
             except LLMError as exc:
                 outcome.status = MessageStatus.INTERRUPTED if outcome.text else MessageStatus.ERROR
+                code = "capacity_exceeded" if exc.kind == "capacity_exceeded" else "model_error"
                 outcome.error = events.error_fields(
-                    "model_error", _model_error_message(exc), {"kind": exc.kind, "provider": exc.provider}
+                    code, _model_error_message(exc), {"kind": exc.kind, "provider": exc.provider, **exc.details}
                 )
             except ApplicationError as exc:  # a budget gate refused a model call
                 outcome.status = MessageStatus.INTERRUPTED if outcome.text else MessageStatus.ERROR
@@ -472,5 +474,6 @@ def _model_error_message(exc: LLMError) -> str:
         "auth": "The model server refused AgentHub's credentials; an operator must fix the configuration.",
         "unknown_model": "The agent's model is not available on the model server.",
         "circuit_open": "The agent's model is unavailable after repeated failures; try again in a minute.",
+        "capacity_exceeded": str(exc),
     }
     return messages.get(exc.kind, "The model call failed.")

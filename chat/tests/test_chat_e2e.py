@@ -337,6 +337,36 @@ def test_a_circuit_opened_on_one_server_is_skipped_by_the_other(setup):
     assert 'agenthub_circuit_state{deployment="mock-direct/mock-error-500",model="mock-error-500"} 1.0' in metrics
 
 
+def test_a_deployment_at_its_cap_refuses_the_other_servers_call_with_503(setup):
+    """The cap on calls in flight holds across server processes: while a slow
+    call runs on one server, the other's call waits for the slot, then gets
+    503 capacity_exceeded with Retry-After."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from integrations.models import ModelDeployment, ModelProvider
+
+    provider = ModelProvider.objects.create(name="mock-capped", base_url=setup["mock"].base_url)
+    ModelDeployment.objects.create(model_name="mock-model", provider=provider, max_in_flight=1)
+    time.sleep(0.6)  # both servers reload their routes
+    a, b = setup["a"], setup["b"]
+    auth_a, auth_b = login(a), login(b)
+
+    def chat(base, auth, prompt):
+        return httpx.post(f"{base}/api/v1/chat", json={"agent": "support", "prompt": prompt}, headers=auth, timeout=30)
+
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(chat, a, auth_a, "take your time [[mock:ttft_ms=3500]]")
+        time.sleep(0.5)
+        refused = chat(b, auth_b, "me too")
+        assert slow.result().status_code == 200
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "1"
+    error = refused.json()["error"]
+    assert (error["code"], error["details"]["scope"]) == ("capacity_exceeded", "deployment")
+    # The slot is free again.
+    assert chat(b, auth_b, "now").status_code == 200
+
+
 def test_metrics_count_turns_of_every_process(setup):
     a, b = setup["a"], setup["b"]
     for base in (a, b):

@@ -39,22 +39,37 @@ PROBE_LEASE_MS = 60 * 1000
 REDIS_RETRY_SECONDS = 5.0
 KEY_PREFIX = "agenthub:gw:"
 
-# KEYS: (state hash, calls-in-flight zset) per candidate, in preference order.
-# ARGV: now (ms), call id, lease (ms), probe lease (ms).
-# Leases the first candidate that may take a call.  Returns
-# {chosen (1-based, 0 = none), probe (0/1), then per candidate: state, in flight, ttft average}.
+# KEYS: the organization's calls-in-flight zset, then (state hash, calls-in-flight
+# zset) per candidate, in preference order.
+# ARGV: now (ms), call id, lease (ms), probe lease (ms), the organization's cap
+# (0: none), then each candidate's cap on calls in flight (0: none).
+# Leases the first candidate that may take a call.  Returns {chosen (1-based;
+# 0 = none, -1 = the organization is at its cap), probe (0/1), full (1 when a
+# candidate was skipped for its cap), then per candidate: state, in flight,
+# ttft average}.
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
-local chosen, probe = 0, 0
+local org_cap = tonumber(ARGV[5])
+if org_cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  if redis.call('ZCARD', KEYS[1]) >= org_cap then
+    return {-1, 0, 1}
+  end
+end
+local chosen, probe, full = 0, 0, 0
 local out = {}
-for i = 1, #KEYS / 2 do
-  local h, busy = KEYS[2 * i - 1], KEYS[2 * i]
+for i = 1, (#KEYS - 1) / 2 do
+  local h, busy = KEYS[2 * i], KEYS[2 * i + 1]
+  local cap = tonumber(ARGV[5 + i]) or 0
   redis.call('ZREMRANGEBYSCORE', busy, '-inf', now)
+  local count = redis.call('ZCARD', busy)
   local f = redis.call('HMGET', h, 'state', 'until', 'probe', 'ttft')
   local state = tonumber(f[1]) or 0
   if chosen == 0 then
     local ok = false
-    if state == 0 then
+    if cap > 0 and count >= cap then
+      if state == 0 then full = 1 end
+    elseif state == 0 then
       ok = true
     elseif state == 1 and now >= (tonumber(f[2]) or 0) then
       state = 2
@@ -68,20 +83,27 @@ for i = 1, #KEYS / 2 do
     end
     if ok then
       chosen = i
+      count = count + 1
       redis.call('ZADD', busy, now + tonumber(ARGV[3]), ARGV[2])
       redis.call('PEXPIRE', busy, tonumber(ARGV[3]))
+      if org_cap > 0 then
+        redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+        redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+      end
     end
   end
   table.insert(out, state)
-  table.insert(out, redis.call('ZCARD', busy))
+  table.insert(out, count)
   table.insert(out, f[4] or '')
 end
+table.insert(out, 1, full)
 table.insert(out, 1, probe)
 table.insert(out, 1, chosen)
 return out
 """
 
-# KEYS: state hash, failures zset, calls-in-flight zset.
+# KEYS: state hash, failures zset, calls-in-flight zset, the organization's
+# calls-in-flight zset.
 # ARGV: now (ms), call id, outcome (ok | fail | none | first), probe (0/1),
 #       ttft ms (or ''), threshold, window (ms), cooldown (ms).
 # "first" is a probe's first event: it closes the circuit but keeps the lease.
@@ -91,6 +113,7 @@ local now = tonumber(ARGV[1])
 local outcome = ARGV[3]
 if outcome ~= 'first' then
   redis.call('ZREM', KEYS[3], ARGV[2])
+  redis.call('ZREM', KEYS[4], ARGV[2])
 end
 local state = tonumber(redis.call('HGET', KEYS[1], 'state')) or 0
 if outcome == 'ok' or outcome == 'first' then
@@ -177,7 +200,18 @@ class Lease:
     index: int  # its position in the candidate list
     call_id: str
     probe: bool
+    organization: str = ""  # whose cap the call counts against ("" none)
     settled: bool = False
+
+
+@dataclass
+class Acquired:
+    lease: Lease | None
+    stats: list[Stats]
+    # Why there is no lease although a circuit would have let the call
+    # through: "deployment" (every such deployment is at its cap) or
+    # "organization" (the organization is at its cap); None otherwise.
+    full: str | None = None
 
 
 def _now_ms() -> int:
@@ -187,6 +221,10 @@ def _now_ms() -> int:
 def _keys(key: str) -> tuple[str, str, str]:
     base = KEY_PREFIX + key
     return base, base + ":fail", base + ":busy"
+
+
+def _org_key(organization: str) -> str:
+    return f"{KEY_PREFIX}org:{organization or '-'}:busy"
 
 
 def _ttft(value) -> float | None:
@@ -200,6 +238,7 @@ class LocalBreakers:
 
     def __init__(self):
         self._state: dict[str, dict] = {}
+        self._org: dict[str, dict[str, int]] = {}
 
     def _entry(self, key: str) -> dict:
         return self._state.setdefault(
@@ -209,14 +248,25 @@ class LocalBreakers:
     def _expire(self, entry: dict, now: int) -> None:
         entry["busy"] = {call: deadline for call, deadline in entry["busy"].items() if deadline > now}
 
-    def acquire(self, keys: list[str], call_id: str, now: int) -> tuple[int, bool, list[Stats]]:
-        chosen, probe, stats = 0, False, []
+    def acquire(
+        self, keys: list[str], call_id: str, now: int, caps: list[int], organization: str, organization_cap: int
+    ) -> tuple[int, bool, bool, list[Stats]]:
+        if organization_cap:
+            org = self._org.setdefault(organization, {})
+            for call in [c for c, deadline in org.items() if deadline <= now]:
+                del org[call]
+            if len(org) >= organization_cap:
+                return -1, False, True, []
+        chosen, probe, full, stats = 0, False, False, []
         for index, key in enumerate(keys, start=1):
             entry = self._entry(key)
             self._expire(entry, now)
+            cap = caps[index - 1] if index - 1 < len(caps) else 0
             if not chosen:
                 ok = False
-                if entry["state"] == CLOSED:
+                if cap and len(entry["busy"]) >= cap:
+                    full = full or entry["state"] == CLOSED
+                elif entry["state"] == CLOSED:
                     ok = True
                 elif entry["state"] == OPEN and now >= entry["until"]:
                     entry["state"], entry["probe"], ok, probe = HALF_OPEN, now + PROBE_LEASE_MS, True, True
@@ -225,13 +275,18 @@ class LocalBreakers:
                 if ok:
                     chosen = index
                     entry["busy"][call_id] = now + LEASE_MS
+                    if organization_cap:
+                        self._org[organization][call_id] = now + LEASE_MS
             stats.append(Stats(entry["state"], len(entry["busy"]), entry["ttft"]))
-        return chosen, probe, stats
+        return chosen, probe, full, stats
 
-    def settle(self, key: str, call_id: str, outcome: str, probe: bool, ttft_ms, limits: Limits, now: int) -> int:
+    def settle(
+        self, key: str, call_id: str, outcome: str, probe: bool, ttft_ms, limits: Limits, now: int, organization: str
+    ) -> int:
         entry = self._entry(key)
         if outcome != "first":
             entry["busy"].pop(call_id, None)
+            self._org.get(organization, {}).pop(call_id, None)
         if outcome in ("ok", "first"):
             if entry["state"] != CLOSED:
                 entry.update(state=CLOSED, until=0, probe=0, fail=[])
@@ -263,6 +318,7 @@ class LocalBreakers:
 
     def reset(self) -> None:
         self._state.clear()
+        self._org.clear()
 
 
 class Breakers:
@@ -283,28 +339,46 @@ class Breakers:
             REDIS_RETRY_SECONDS,
         )
 
-    async def acquire(self, keys: list[str]) -> tuple[Lease | None, list[Stats]]:
+    async def acquire(
+        self,
+        keys: list[str],
+        *,
+        caps: list[int] | None = None,
+        organization: str = "",
+        organization_cap: int = 0,
+    ) -> Acquired:
         """Leases the first of ``keys`` (deployments, in preference order)
-        whose circuit lets a call through; ``None`` when none does."""
+        whose circuit lets a call through and that is below its cap of calls
+        in flight (``caps``, 0 for none), if ``organization`` is below
+        ``organization_cap`` (0 for none)."""
         call_id = uuid.uuid4().hex
         now = _now_ms()
+        caps = caps or [0] * len(keys)
+        if not organization_cap:
+            organization = ""
         if self._use_redis():
             try:
-                redis_keys = [k for key in keys for k in _keys(key)[::2]]
-                reply = await script(_ACQUIRE)(keys=redis_keys, args=[now, call_id, LEASE_MS, PROBE_LEASE_MS])
-                chosen, probe = int(reply[0]), bool(int(reply[1]))
-                rest = reply[2:]
+                redis_keys = [_org_key(organization)] + [k for key in keys for k in _keys(key)[::2]]
+                args = [now, call_id, LEASE_MS, PROBE_LEASE_MS, organization_cap, *caps]
+                reply = await script(_ACQUIRE)(keys=redis_keys, args=args)
+                chosen, probe, full = int(reply[0]), bool(int(reply[1])), bool(int(reply[2]))
+                rest = reply[3:]
                 stats = [Stats(int(rest[i]), int(rest[i + 1]), _ttft(rest[i + 2])) for i in range(0, len(rest), 3)]
             except Exception as exc:  # Redis down: per-process state, calls continue
                 if not _is_redis_error(exc):
                     raise
                 self._redis_failed(exc)
-                chosen, probe, stats = self.local.acquire(keys, call_id, now)
+                chosen, probe, full, stats = self.local.acquire(
+                    keys, call_id, now, caps, organization, organization_cap
+                )
         else:
-            chosen, probe, stats = self.local.acquire(keys, call_id, now)
+            chosen, probe, full, stats = self.local.acquire(keys, call_id, now, caps, organization, organization_cap)
+        if chosen == -1:
+            return Acquired(None, stats, "organization")
         if not chosen:
-            return None, stats
-        return Lease(key=keys[chosen - 1], index=chosen - 1, call_id=call_id, probe=probe), stats
+            return Acquired(None, stats, "deployment" if full else None)
+        lease = Lease(key=keys[chosen - 1], index=chosen - 1, call_id=call_id, probe=probe, organization=organization)
+        return Acquired(lease, stats)
 
     async def settle(self, lease: Lease, outcome: str, limits: Limits, ttft_ms: float | None = None) -> int:
         """``outcome``: ``ok`` (answered), ``fail`` (counts toward opening),
@@ -319,7 +393,8 @@ class Breakers:
         args += [limits.threshold, limits.window_ms, limits.cooldown_ms]
         if self._use_redis():
             try:
-                state = int(await script(_SETTLE)(keys=list(_keys(lease.key)), args=args))
+                keys = [*_keys(lease.key), _org_key(lease.organization)]
+                state = int(await script(_SETTLE)(keys=keys, args=args))
             except Exception as exc:
                 if not _is_redis_error(exc):
                     raise
@@ -328,7 +403,9 @@ class Breakers:
                 if outcome == "fail" and state == OPEN:
                     logger.warning("Circuit opened for model deployment %s", lease.key)
                 return state
-        state = self.local.settle(lease.key, lease.call_id, outcome, lease.probe, ttft_ms, limits, now)
+        state = self.local.settle(
+            lease.key, lease.call_id, outcome, lease.probe, ttft_ms, limits, now, lease.organization
+        )
         if outcome == "fail" and state == OPEN:
             logger.warning("Circuit opened for model deployment %s (this process)", lease.key)
         return state

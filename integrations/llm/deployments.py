@@ -44,6 +44,7 @@ class Deployment:
     priority: int = 0
     threshold: int | None = None
     cooldown_seconds: int | None = None
+    max_in_flight: int = 0  # 0: no cap
 
     def limits(self) -> Limits:
         return Limits(
@@ -104,6 +105,7 @@ def load_routes() -> dict[str, Route]:
                 priority=row.priority,
                 threshold=row.breaker_threshold,
                 cooldown_seconds=row.breaker_timeout_seconds,
+                max_in_flight=row.max_in_flight or 0,
             )
         )
     return {

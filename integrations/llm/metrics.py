@@ -7,7 +7,7 @@ models are the names the router was asked for (``AGENTHUB_MODELS`` and
 fallbacks), not whatever name a model server echoes back.
 """
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from integrations.llm.types import LLMError, Usage
 
@@ -61,3 +61,19 @@ def record_retry(model: str) -> None:
 
 def record_circuit_skip(model: str) -> None:
     LLM_CIRCUIT_REJECTIONS.labels(model=model).inc()
+
+
+LLM_CAPACITY_REFUSALS = Counter(
+    "agenthub_llm_capacity_refusals_total",
+    "Model calls refused because no call slot freed in time, by whose cap (deployment or organization).",
+    ["model", "scope"],
+)
+LLM_WAITING = Gauge(
+    "agenthub_llm_waiting_calls",
+    "Model calls waiting for a free call slot (a deployment's or their organization's cap).",
+    multiprocess_mode="livesum",
+)
+
+
+def record_capacity_refusal(model: str, scope: str) -> None:
+    LLM_CAPACITY_REFUSALS.labels(model=model, scope=scope).inc()

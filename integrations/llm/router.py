@@ -170,8 +170,7 @@ async def _stream_model(request: ChatRequest) -> AsyncIterator[StreamEvent]:
     last_error: LLMError | None = None
     for attempt in range(settings.LLM_MAX_RETRIES + 1):
         candidates = routes.order(route, tried)
-        lease, stats = await breakers.acquire([d.key for d in candidates])
-        routes.remember(candidates, stats)
+        lease = await _acquire(model, candidates, request.organization_id)
         if lease is None:
             metrics.record_circuit_skip(model)
             if last_error is not None:
@@ -204,6 +203,46 @@ async def _stream_model(request: ChatRequest) -> AsyncIterator[StreamEvent]:
             )
     assert last_error is not None
     raise last_error
+
+
+SLOT_POLL_SECONDS = (0.01, 0.02, 0.05, 0.1)
+
+
+async def _acquire(model: str, candidates: list[Deployment], organization_id: str):
+    """A lease on the first candidate whose circuit and cap let the call
+    through; waits up to ``MODEL_SLOT_WAIT_SECONDS`` for a slot when the caps
+    are what stands in the way (never queues without bound).  ``None`` when
+    every circuit is open."""
+    keys = [d.key for d in candidates]
+    caps = [d.max_in_flight for d in candidates]
+    org_cap = settings.MODEL_MAX_CONCURRENT_PER_ORGANIZATION if organization_id else 0
+    deadline = time.monotonic() + settings.MODEL_SLOT_WAIT_SECONDS
+    polls = 0
+    waiting = False
+    try:
+        while True:
+            acquired = await breakers.acquire(keys, caps=caps, organization=organization_id, organization_cap=org_cap)
+            if acquired.stats:
+                routes.remember(candidates, acquired.stats)
+            if acquired.lease is not None or acquired.full is None:
+                return acquired.lease
+            if time.monotonic() >= deadline:
+                metrics.record_capacity_refusal(model, acquired.full)
+                whose = "your organization's" if acquired.full == "organization" else f"{model}'s deployments'"
+                raise LLMError(
+                    f"Too many model calls at once: {whose} limit of calls in flight was reached; try again shortly.",
+                    kind="capacity_exceeded",
+                    provider="gateway",
+                    details={"scope": acquired.full, "retry_after_ms": 1000},
+                )
+            if not waiting:
+                waiting = True
+                metrics.LLM_WAITING.inc()
+            await asyncio.sleep(SLOT_POLL_SECONDS[min(polls, len(SLOT_POLL_SECONDS) - 1)])
+            polls += 1
+    finally:
+        if waiting:
+            metrics.LLM_WAITING.dec()
 
 
 class _Retry(Exception):

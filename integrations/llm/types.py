@@ -61,6 +61,9 @@ class ChatRequest:
     temperature: float | None = None
     max_output_tokens: int | None = None
     tools: tuple[ToolSpec, ...] = ()
+    # Who the call is for (not sent to the model): the gateway holds each
+    # organization to MODEL_MAX_CONCURRENT_PER_ORGANIZATION calls in flight.
+    organization_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,15 +97,22 @@ class LLMError(Exception):
     """A model call failed.  ``kind`` is one of: ``rate_limited``,
     ``server_error``, ``timeout``, ``connection``, ``stream_dropped``,
     ``bad_request``, ``auth``, ``unknown_model``, ``circuit_open`` (every
-    deployment of the model is skipped after repeated failures)."""
+    deployment of the model is skipped after repeated failures),
+    ``capacity_exceeded`` (no call slot freed in time: ``details`` says whose
+    cap, ``deployment`` or ``organization``, and ``retry_after_ms``)."""
 
-    RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "connection", "circuit_open"})
+    RETRYABLE = frozenset(
+        {"rate_limited", "server_error", "timeout", "connection", "circuit_open", "capacity_exceeded"}
+    )
 
-    def __init__(self, message: str, *, kind: str, provider: str, status_code: int | None = None):
+    def __init__(
+        self, message: str, *, kind: str, provider: str, status_code: int | None = None, details: dict | None = None
+    ):
         super().__init__(message)
         self.kind = kind
         self.provider = provider
         self.status_code = status_code
+        self.details = details or {}
 
     @property
     def retryable(self) -> bool:

@@ -87,7 +87,8 @@ LIMITS = Limits(threshold=3, window_ms=60_000, cooldown_ms=60_000)
 
 
 async def _fail(breakers: Breakers, key: str, limits: Limits = LIMITS) -> int:
-    lease, _ = await breakers.acquire([key])
+    got = await breakers.acquire([key])
+    lease = got.lease
     assert lease is not None
     return await breakers.settle(lease, "fail", limits)
 
@@ -104,10 +105,12 @@ async def test_a_circuit_opens_after_the_threshold_and_then_refuses_without_a_ca
     assert await _fail(breakers, "d1") == CLOSED
     assert await _fail(breakers, "d1") == OPEN
 
-    lease, stats = await breakers.acquire(["d1"])
+    got = await breakers.acquire(["d1"])
+    lease, stats = got.lease, got.stats
     assert lease is None and stats[0].state == OPEN
     # Another deployment of the list takes the call.
-    lease, stats = await breakers.acquire(["d1", "d2"])
+    got = await breakers.acquire(["d1", "d2"])
+    lease, stats = got.lease, got.stats
     assert lease.key == "d2" and not lease.probe
     assert [s.state for s in stats] == [OPEN, CLOSED] and stats[1].in_flight == 1
     await breakers.settle(lease, "ok", LIMITS, ttft_ms=12.0)
@@ -127,12 +130,13 @@ async def test_half_open_lets_a_single_probe_through(settings, shared):
     assert (await breakers.status(["d1"]))[0].state == HALF_OPEN
 
     results = await asyncio.gather(*[breakers.acquire(["d1"]) for _ in range(10)])
-    leases = [lease for lease, _ in results if lease is not None]
+    leases = [got.lease for got in results if got.lease is not None]
     assert len(leases) == 1 and leases[0].probe
 
     # The probe's first event closes the circuit for everyone.
     assert await breakers.settle(leases[0], "first", quick, ttft_ms=5.0) == CLOSED
-    lease, _ = await breakers.acquire(["d1"])
+    got = await breakers.acquire(["d1"])
+    lease = got.lease
     assert lease is not None and not lease.probe
 
 
@@ -141,11 +145,12 @@ async def test_a_failed_probe_opens_the_circuit_again(settings):
     quick = Limits(threshold=1, window_ms=60_000, cooldown_ms=50)
     await _fail(breakers, "d1", quick)
     await asyncio.sleep(0.08)
-    probe, _ = await breakers.acquire(["d1"])
+    got = await breakers.acquire(["d1"])
+    probe = got.lease
     assert probe.probe
 
     assert await breakers.settle(probe, "fail", quick) == OPEN
-    assert (await breakers.acquire(["d1"]))[0] is None
+    assert (await breakers.acquire(["d1"])).lease is None
 
 
 async def test_a_cancelled_probe_lets_the_next_call_probe(settings):
@@ -153,11 +158,13 @@ async def test_a_cancelled_probe_lets_the_next_call_probe(settings):
     quick = Limits(threshold=1, window_ms=60_000, cooldown_ms=50)
     await _fail(breakers, "d1", quick)
     await asyncio.sleep(0.08)
-    probe, _ = await breakers.acquire(["d1"])
+    got = await breakers.acquire(["d1"])
+    probe = got.lease
 
     await breakers.settle(probe, "none", quick)
 
-    second, _ = await breakers.acquire(["d1"])
+    got = await breakers.acquire(["d1"])
+    second = got.lease
     assert second is not None and second.probe
 
 
@@ -173,7 +180,8 @@ def test_a_circuit_opened_by_another_process_is_skipped_here(settings):
 
         async def main():
             for _ in range(2):
-                lease, _ = await breakers.acquire(["shared-d"])
+                got = await breakers.acquire(["shared-d"])
+                lease = got.lease
                 print(await breakers.settle(lease, "fail", Limits(2, 60000, 60000)))
 
         asyncio.run(main())
@@ -189,7 +197,8 @@ def test_a_circuit_opened_by_another_process_is_skipped_here(settings):
     async def here():
         return await Breakers().acquire(["shared-d", "other-d"])
 
-    lease, stats = asyncio.run(here())
+    got = asyncio.run(here())
+    lease, stats = got.lease, got.stats
     assert stats[0].state == OPEN and lease.key == "other-d"
 
 
@@ -201,7 +210,8 @@ async def test_redis_down_falls_back_to_this_process_and_warns(settings, caplog)
         assert await _fail(breakers, "d1") == CLOSED
         await _fail(breakers, "d1")
         assert await _fail(breakers, "d1") == OPEN
-        lease, _ = await breakers.acquire(["d1", "d2"])
+        got = await breakers.acquire(["d1", "d2"])
+        lease = got.lease
 
     assert lease.key == "d2"
     assert "Redis is unreachable" in caplog.text
@@ -477,3 +487,124 @@ def test_gateway_seed_writes_the_environments_server_once(settings, db):
     assert (provider.name, provider.base_url, provider.api_key()) == ("default", "http://vllm:8000/v1", "sk-seed")
     assert sorted(ModelDeployment.objects.values_list("model_name", flat=True)) == ["gpt-4o-mini", "llama3:8b"]
     assert "left as it is" in out.getvalue()
+
+
+# --- caps on calls in flight -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
+async def test_a_deployment_at_its_cap_passes_the_call_to_the_next_one(settings, shared):
+    if not shared:
+        settings.REDIS_URL = ""
+    elif not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    breakers = Breakers()
+
+    first = await breakers.acquire(["d1", "d2"], caps=[1, 0])
+    second = await breakers.acquire(["d1", "d2"], caps=[1, 0])
+    assert (first.lease.key, second.lease.key) == ("d1", "d2")
+    third = await breakers.acquire(["d1"], caps=[1])
+    assert third.lease is None and third.full == "deployment"
+
+    await breakers.settle(first.lease, "ok", LIMITS)
+    assert (await breakers.acquire(["d1"], caps=[1])).lease.key == "d1"
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
+async def test_an_organization_at_its_cap_gets_no_slot_and_others_do(settings, shared):
+    if not shared:
+        settings.REDIS_URL = ""
+    elif not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    breakers = Breakers()
+
+    held = [await breakers.acquire(["d1"], organization="org-a", organization_cap=2) for _ in range(2)]
+    assert all(got.lease for got in held)
+    refused = await breakers.acquire(["d1"], organization="org-a", organization_cap=2)
+    assert refused.lease is None and refused.full == "organization"
+    assert (await breakers.acquire(["d1"], organization="org-b", organization_cap=2)).lease is not None
+
+    await breakers.settle(held[0].lease, "none", LIMITS)
+    assert (await breakers.acquire(["d1"], organization="org-a", organization_cap=2)).lease is not None
+
+
+def test_the_caps_hold_across_two_processes(settings):
+    """Two processes take slots of a deployment capped at 3 calls in flight
+    at the same moment: exactly three leases in all."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    code = textwrap.dedent(
+        """
+        import asyncio, django, sys, time
+        django.setup()
+        from integrations.llm.breaker import breakers
+
+        async def main():
+            start = float(sys.argv[1])
+            await asyncio.sleep(max(0, start - time.time()))
+            got = await asyncio.gather(*[breakers.acquire(["capped-d"], caps=[3]) for _ in range(5)])
+            print(sum(1 for g in got if g.lease is not None))
+
+        asyncio.run(main())
+        """
+    )
+    import time
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agenthub.settings.test", "REDIS_URL": settings.REDIS_URL}
+    start = str(time.time() + 3)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, start],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outputs]
+    assert sum(int(out.strip()) for out, _ in outputs) == 3
+
+
+async def test_a_call_waits_briefly_for_a_slot_then_is_refused_with_capacity_exceeded(gateway, close_llm_clients):
+    gateway["settings"].MODEL_SLOT_WAIT_SECONDS = 0.3
+    gateway["settings"].MODEL_MAX_CONCURRENT_PER_ORGANIZATION = 1
+    await sync_to_async(ModelDeployment.objects.create)(
+        model_name="gw-model", provider=gateway["mock"], upstream_model="mock-model", max_in_flight=1
+    )
+
+    async def slow(org: str):
+        return await collect(
+            stream_with_fallback(user_request("[[mock:ttft_ms=600]] hi", model="gw-model", organization_id=org))
+        )
+
+    # The deployment's cap: one call runs, the second waits 0.3 s and is refused.
+    first = asyncio.create_task(slow("org-1"))
+    await asyncio.sleep(0.1)
+    refusals = sample("agenthub_llm_capacity_refusals_total", model="gw-model", scope="deployment")
+    with pytest.raises(LLMError) as refused:
+        await slow("org-2")
+    assert refused.value.kind == "capacity_exceeded" and refused.value.details["scope"] == "deployment"
+    assert sample("agenthub_llm_capacity_refusals_total", model="gw-model", scope="deployment") == refusals + 1
+    assert isinstance((await first)[-1], Finish)
+
+    # A call that waits gets the slot when it frees in time.
+    gateway["settings"].MODEL_SLOT_WAIT_SECONDS = 2.0
+    first = asyncio.create_task(slow("org-1"))
+    await asyncio.sleep(0.1)
+    assert isinstance((await slow("org-2"))[-1], Finish)
+    await first
+
+    # The organization's cap: 429-class refusal, for that organization only.
+    gateway["settings"].MODEL_SLOT_WAIT_SECONDS = 0.2
+    await sync_to_async(ModelDeployment.objects.filter(model_name="gw-model").update)(max_in_flight=None)
+    routes.invalidate()
+    first = asyncio.create_task(slow("org-1"))
+    await asyncio.sleep(0.1)
+    with pytest.raises(LLMError) as refused:
+        await slow("org-1")
+    assert refused.value.details["scope"] == "organization"
+    assert isinstance((await slow("org-2"))[-1], Finish)
+    await first
