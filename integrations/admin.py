@@ -265,7 +265,7 @@ class ModelDeploymentAdmin(SuperuserOnlyAdmin):
     actions = ["close_circuits"]
     fieldsets = (
         (None, {"fields": ("model_name", "provider", "upstream_model", "enabled")}),
-        ("Routing", {"fields": ("weight", "priority", "max_in_flight")}),
+        ("Routing and quotas", {"fields": ("weight", "priority", "max_in_flight", "rpm_limit", "tpm_limit")}),
         (
             "Circuit breaker",
             {

@@ -163,6 +163,18 @@ class ModelDeployment(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(100_000)],
         help_text="Most calls in flight at once, across every process. Empty: no cap.",
     )
+    rpm_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(10_000_000)],
+        help_text="Most requests per minute (the provider's quota). Empty: no limit.",
+    )
+    tpm_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(2_000_000_000)],
+        help_text="Most tokens per minute, prompt and completion (the provider's quota). Empty: no limit.",
+    )
     breaker_threshold = models.PositiveSmallIntegerField(
         null=True,
         blank=True,

@@ -24,6 +24,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from agenthub.redis import get_redis, redis_configured, script
 
@@ -40,9 +41,11 @@ REDIS_RETRY_SECONDS = 5.0
 KEY_PREFIX = "agenthub:gw:"
 
 # KEYS: the organization's calls-in-flight zset, then (state hash, calls-in-flight
-# zset) per candidate, in preference order.
+# zset, this minute's request counter, this minute's token counter) per
+# candidate, in preference order.
 # ARGV: now (ms), call id, lease (ms), probe lease (ms), the organization's cap
-# (0: none), then each candidate's cap on calls in flight (0: none).
+# (0: none), then each candidate's caps (0: none): calls in flight, requests
+# per minute, tokens per minute.
 # Leases the first candidate that may take a call.  Returns {chosen (1-based;
 # 0 = none, -1 = the organization is at its cap), probe (0/1), full (1 when a
 # candidate was skipped for its cap), then per candidate: state, in flight,
@@ -58,16 +61,21 @@ if org_cap > 0 then
 end
 local chosen, probe, full = 0, 0, 0
 local out = {}
-for i = 1, (#KEYS - 1) / 2 do
-  local h, busy = KEYS[2 * i], KEYS[2 * i + 1]
-  local cap = tonumber(ARGV[5 + i]) or 0
+for i = 1, (#KEYS - 1) / 4 do
+  local h, busy, rpm_key, tpm_key = KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i], KEYS[4 * i + 1]
+  local cap = tonumber(ARGV[3 * i + 3]) or 0
+  local rpm = tonumber(ARGV[3 * i + 4]) or 0
+  local tpm = tonumber(ARGV[3 * i + 5]) or 0
   redis.call('ZREMRANGEBYSCORE', busy, '-inf', now)
   local count = redis.call('ZCARD', busy)
   local f = redis.call('HMGET', h, 'state', 'until', 'probe', 'ttft')
   local state = tonumber(f[1]) or 0
   if chosen == 0 then
     local ok = false
-    if cap > 0 and count >= cap then
+    local limited = (cap > 0 and count >= cap)
+    if not limited and rpm > 0 then limited = (tonumber(redis.call('GET', rpm_key)) or 0) >= rpm end
+    if not limited and tpm > 0 then limited = (tonumber(redis.call('GET', tpm_key)) or 0) >= tpm end
+    if limited then
       if state == 0 then full = 1 end
     elseif state == 0 then
       ok = true
@@ -86,6 +94,10 @@ for i = 1, (#KEYS - 1) / 2 do
       count = count + 1
       redis.call('ZADD', busy, now + tonumber(ARGV[3]), ARGV[2])
       redis.call('PEXPIRE', busy, tonumber(ARGV[3]))
+      if rpm > 0 then
+        redis.call('INCR', rpm_key)
+        redis.call('PEXPIRE', rpm_key, 61000)
+      end
       if org_cap > 0 then
         redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
         redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
@@ -103,9 +115,9 @@ return out
 """
 
 # KEYS: state hash, failures zset, calls-in-flight zset, the organization's
-# calls-in-flight zset.
+# calls-in-flight zset, this minute's token counter.
 # ARGV: now (ms), call id, outcome (ok | fail | none | first), probe (0/1),
-#       ttft ms (or ''), threshold, window (ms), cooldown (ms).
+#       ttft ms (or ''), threshold, window (ms), cooldown (ms), tokens used.
 # "first" is a probe's first event: it closes the circuit but keeps the lease.
 # Returns the state after.
 _SETTLE = """
@@ -114,6 +126,11 @@ local outcome = ARGV[3]
 if outcome ~= 'first' then
   redis.call('ZREM', KEYS[3], ARGV[2])
   redis.call('ZREM', KEYS[4], ARGV[2])
+  local tokens = tonumber(ARGV[9]) or 0
+  if tokens > 0 then
+    redis.call('INCRBY', KEYS[5], tokens)
+    redis.call('PEXPIRE', KEYS[5], 61000)
+  end
 end
 local state = tonumber(redis.call('HGET', KEYS[1], 'state')) or 0
 if outcome == 'ok' or outcome == 'first' then
@@ -175,6 +192,18 @@ return out
 """
 
 
+class Cap(NamedTuple):
+    """A deployment's caps (0: none): calls in flight across processes,
+    requests and tokens per minute."""
+
+    in_flight: int = 0
+    rpm: int = 0
+    tpm: int = 0
+
+
+NO_CAP = Cap()
+
+
 @dataclass(frozen=True)
 class Limits:
     threshold: int
@@ -223,6 +252,12 @@ def _keys(key: str) -> tuple[str, str, str]:
     return base, base + ":fail", base + ":busy"
 
 
+def _minute_keys(key: str, now: int) -> tuple[str, str]:
+    minute = now // 60_000
+    base = KEY_PREFIX + key
+    return f"{base}:rpm:{minute}", f"{base}:tpm:{minute}"
+
+
 def _org_key(organization: str) -> str:
     return f"{KEY_PREFIX}org:{organization or '-'}:busy"
 
@@ -242,14 +277,25 @@ class LocalBreakers:
 
     def _entry(self, key: str) -> dict:
         return self._state.setdefault(
-            key, {"state": CLOSED, "until": 0, "probe": 0, "ttft": None, "fail": [], "busy": {}}
+            key,
+            {
+                "state": CLOSED,
+                "until": 0,
+                "probe": 0,
+                "ttft": None,
+                "fail": [],
+                "busy": {},
+                "minute": 0,
+                "requests": 0,
+                "tokens": 0,
+            },
         )
 
     def _expire(self, entry: dict, now: int) -> None:
         entry["busy"] = {call: deadline for call, deadline in entry["busy"].items() if deadline > now}
 
     def acquire(
-        self, keys: list[str], call_id: str, now: int, caps: list[int], organization: str, organization_cap: int
+        self, keys: list[str], call_id: str, now: int, caps: list[Cap], organization: str, organization_cap: int
     ) -> tuple[int, bool, bool, list[Stats]]:
         if organization_cap:
             org = self._org.setdefault(organization, {})
@@ -261,10 +307,17 @@ class LocalBreakers:
         for index, key in enumerate(keys, start=1):
             entry = self._entry(key)
             self._expire(entry, now)
-            cap = caps[index - 1] if index - 1 < len(caps) else 0
+            cap = caps[index - 1]
+            minute = now // 60_000
+            if entry["minute"] != minute:
+                entry.update(minute=minute, requests=0, tokens=0)
             if not chosen:
                 ok = False
-                if cap and len(entry["busy"]) >= cap:
+                if (
+                    (cap.in_flight and len(entry["busy"]) >= cap.in_flight)
+                    or (cap.rpm and entry["requests"] >= cap.rpm)
+                    or (cap.tpm and entry["tokens"] >= cap.tpm)
+                ):
                     full = full or entry["state"] == CLOSED
                 elif entry["state"] == CLOSED:
                     ok = True
@@ -275,18 +328,30 @@ class LocalBreakers:
                 if ok:
                     chosen = index
                     entry["busy"][call_id] = now + LEASE_MS
+                    entry["requests"] += 1
                     if organization_cap:
                         self._org[organization][call_id] = now + LEASE_MS
             stats.append(Stats(entry["state"], len(entry["busy"]), entry["ttft"]))
         return chosen, probe, full, stats
 
     def settle(
-        self, key: str, call_id: str, outcome: str, probe: bool, ttft_ms, limits: Limits, now: int, organization: str
+        self,
+        key: str,
+        call_id: str,
+        outcome: str,
+        probe: bool,
+        ttft_ms,
+        limits: Limits,
+        now: int,
+        organization: str,
+        tokens: int = 0,
     ) -> int:
         entry = self._entry(key)
         if outcome != "first":
             entry["busy"].pop(call_id, None)
             self._org.get(organization, {}).pop(call_id, None)
+            if tokens and entry["minute"] == now // 60_000:
+                entry["tokens"] += tokens
         if outcome in ("ok", "first"):
             if entry["state"] != CLOSED:
                 entry.update(state=CLOSED, until=0, probe=0, fail=[])
@@ -343,23 +408,27 @@ class Breakers:
         self,
         keys: list[str],
         *,
-        caps: list[int] | None = None,
+        caps: list[Cap] | None = None,
         organization: str = "",
         organization_cap: int = 0,
     ) -> Acquired:
         """Leases the first of ``keys`` (deployments, in preference order)
         whose circuit lets a call through and that is below its cap of calls
-        in flight (``caps``, 0 for none), if ``organization`` is below
+        in flight and its requests and tokens this minute (``caps``), if ``organization`` is below
         ``organization_cap`` (0 for none)."""
         call_id = uuid.uuid4().hex
         now = _now_ms()
-        caps = caps or [0] * len(keys)
+        caps = caps or [NO_CAP] * len(keys)
         if not organization_cap:
             organization = ""
         if self._use_redis():
             try:
-                redis_keys = [_org_key(organization)] + [k for key in keys for k in _keys(key)[::2]]
-                args = [now, call_id, LEASE_MS, PROBE_LEASE_MS, organization_cap, *caps]
+                redis_keys = [_org_key(organization)]
+                for key in keys:
+                    redis_keys += [*_keys(key)[::2], *_minute_keys(key, now)]
+                args = [now, call_id, LEASE_MS, PROBE_LEASE_MS, organization_cap]
+                for cap in caps:
+                    args += list(cap)
                 reply = await script(_ACQUIRE)(keys=redis_keys, args=args)
                 chosen, probe, full = int(reply[0]), bool(int(reply[1])), bool(int(reply[2]))
                 rest = reply[3:]
@@ -380,7 +449,9 @@ class Breakers:
         lease = Lease(key=keys[chosen - 1], index=chosen - 1, call_id=call_id, probe=probe, organization=organization)
         return Acquired(lease, stats)
 
-    async def settle(self, lease: Lease, outcome: str, limits: Limits, ttft_ms: float | None = None) -> int:
+    async def settle(
+        self, lease: Lease, outcome: str, limits: Limits, ttft_ms: float | None = None, tokens: int = 0
+    ) -> int:
         """``outcome``: ``ok`` (answered), ``fail`` (counts toward opening),
         ``none`` (neither: cancelled, or refused for the request's own fault),
         ``first`` (a probe's first event: close the circuit, keep the lease)."""
@@ -390,10 +461,10 @@ class Breakers:
             lease.settled = True
         now = _now_ms()
         args = [now, lease.call_id, outcome, int(lease.probe), "" if ttft_ms is None else f"{ttft_ms:.2f}"]
-        args += [limits.threshold, limits.window_ms, limits.cooldown_ms]
+        args += [limits.threshold, limits.window_ms, limits.cooldown_ms, tokens]
         if self._use_redis():
             try:
-                keys = [*_keys(lease.key), _org_key(lease.organization)]
+                keys = [*_keys(lease.key), _org_key(lease.organization), _minute_keys(lease.key, now)[1]]
                 state = int(await script(_SETTLE)(keys=keys, args=args))
             except Exception as exc:
                 if not _is_redis_error(exc):
@@ -404,7 +475,7 @@ class Breakers:
                     logger.warning("Circuit opened for model deployment %s", lease.key)
                 return state
         state = self.local.settle(
-            lease.key, lease.call_id, outcome, lease.probe, ttft_ms, limits, now, lease.organization
+            lease.key, lease.call_id, outcome, lease.probe, ttft_ms, limits, now, lease.organization, tokens
         )
         if outcome == "fail" and state == OPEN:
             logger.warning("Circuit opened for model deployment %s (this process)", lease.key)

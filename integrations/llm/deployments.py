@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from integrations.llm.breaker import Limits, Stats, weighted_order
+from integrations.llm.breaker import Cap, Limits, Stats, weighted_order
 
 DEFAULT_KEY = "default"
 
@@ -45,6 +45,11 @@ class Deployment:
     threshold: int | None = None
     cooldown_seconds: int | None = None
     max_in_flight: int = 0  # 0: no cap
+    rpm_limit: int = 0
+    tpm_limit: int = 0
+
+    def cap(self) -> Cap:
+        return Cap(self.max_in_flight, self.rpm_limit, self.tpm_limit)
 
     def limits(self) -> Limits:
         return Limits(
@@ -106,6 +111,8 @@ def load_routes() -> dict[str, Route]:
                 threshold=row.breaker_threshold,
                 cooldown_seconds=row.breaker_timeout_seconds,
                 max_in_flight=row.max_in_flight or 0,
+                rpm_limit=row.rpm_limit or 0,
+                tpm_limit=row.tpm_limit or 0,
             )
         )
     return {

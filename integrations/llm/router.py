@@ -214,7 +214,7 @@ async def _acquire(model: str, candidates: list[Deployment], organization_id: st
     are what stands in the way (never queues without bound).  ``None`` when
     every circuit is open."""
     keys = [d.key for d in candidates]
-    caps = [d.max_in_flight for d in candidates]
+    caps = [d.cap() for d in candidates]
     org_cap = settings.MODEL_MAX_CONCURRENT_PER_ORGANIZATION if organization_id else 0
     deadline = time.monotonic() + settings.MODEL_SLOT_WAIT_SECONDS
     polls = 0
@@ -265,6 +265,7 @@ async def _stream_deployment(request: ChatRequest, deployment: Deployment, lease
     first = True
     answered = False
     ttft_ms: float | None = None
+    tokens = 0
     outcome = "none"
     try:
         async with aclosing(provider.stream(upstream)) as events:
@@ -276,8 +277,10 @@ async def _stream_deployment(request: ChatRequest, deployment: Deployment, lease
                         await breakers.settle(lease, "first", limits, ttft_ms)
                 if isinstance(event, TextDelta | ToolCall):
                     answered = True
-                elif isinstance(event, Finish) and event.model != request.model and upstream is not request:
-                    event = dataclasses.replace(event, model=request.model)
+                elif isinstance(event, Finish):
+                    tokens = event.usage.total_tokens
+                    if event.model != request.model and upstream is not request:
+                        event = dataclasses.replace(event, model=request.model)
                 yield event
         outcome = "ok"
     except LLMError as error:
@@ -287,7 +290,9 @@ async def _stream_deployment(request: ChatRequest, deployment: Deployment, lease
             raise
         raise _Retry(error) from error
     finally:
-        await asyncio.shield(breakers.settle(lease, outcome, limits, ttft_ms if outcome == "ok" else None))
+        await asyncio.shield(
+            breakers.settle(lease, outcome, limits, ttft_ms if outcome == "ok" else None, tokens=tokens)
+        )
 
 
 async def stream_with_fallback(request: ChatRequest, fallback_models: Iterable[str] = ()) -> AsyncIterator[StreamEvent]:

@@ -17,7 +17,7 @@ from django.conf import settings
 from prometheus_client import REGISTRY
 
 from integrations.llm import router
-from integrations.llm.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, Lease, Limits, Stats
+from integrations.llm.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, Cap, Lease, Limits, Stats
 from integrations.llm.deployments import Deployment, ProviderConfig, Route, RouteTable, routes
 from integrations.llm.router import stream_with_fallback
 from integrations.llm.types import Finish, LLMError, TextDelta
@@ -500,14 +500,14 @@ async def test_a_deployment_at_its_cap_passes_the_call_to_the_next_one(settings,
         pytest.skip("needs Redis")
     breakers = Breakers()
 
-    first = await breakers.acquire(["d1", "d2"], caps=[1, 0])
-    second = await breakers.acquire(["d1", "d2"], caps=[1, 0])
+    first = await breakers.acquire(["d1", "d2"], caps=[Cap(in_flight=1), Cap()])
+    second = await breakers.acquire(["d1", "d2"], caps=[Cap(in_flight=1), Cap()])
     assert (first.lease.key, second.lease.key) == ("d1", "d2")
-    third = await breakers.acquire(["d1"], caps=[1])
+    third = await breakers.acquire(["d1"], caps=[Cap(in_flight=1)])
     assert third.lease is None and third.full == "deployment"
 
     await breakers.settle(first.lease, "ok", LIMITS)
-    assert (await breakers.acquire(["d1"], caps=[1])).lease.key == "d1"
+    assert (await breakers.acquire(["d1"], caps=[Cap(in_flight=1)])).lease.key == "d1"
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
@@ -537,12 +537,12 @@ def test_the_caps_hold_across_two_processes(settings):
         """
         import asyncio, django, sys, time
         django.setup()
-        from integrations.llm.breaker import breakers
+        from integrations.llm.breaker import Cap, breakers
 
         async def main():
             start = float(sys.argv[1])
             await asyncio.sleep(max(0, start - time.time()))
-            got = await asyncio.gather(*[breakers.acquire(["capped-d"], caps=[3]) for _ in range(5)])
+            got = await asyncio.gather(*[breakers.acquire(["capped-d"], caps=[Cap(in_flight=3)]) for _ in range(5)])
             print(sum(1 for g in got if g.lease is not None))
 
         asyncio.run(main())
@@ -608,3 +608,25 @@ async def test_a_call_waits_briefly_for_a_slot_then_is_refused_with_capacity_exc
     assert refused.value.details["scope"] == "organization"
     assert isinstance((await slow("org-2"))[-1], Finish)
     await first
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
+async def test_requests_and_tokens_per_minute_are_held_per_deployment(settings, shared):
+    if not shared:
+        settings.REDIS_URL = ""
+    elif not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    breakers = Breakers()
+
+    for _ in range(2):
+        got = await breakers.acquire(["d1", "d2"], caps=[Cap(rpm=2), Cap()])
+        assert got.lease.key == "d1"
+        await breakers.settle(got.lease, "ok", LIMITS)
+    # d1 has used its two requests this minute: the next call goes to d2.
+    assert (await breakers.acquire(["d1", "d2"], caps=[Cap(rpm=2), Cap()])).lease.key == "d2"
+    assert (await breakers.acquire(["d1"], caps=[Cap(rpm=2)])).full == "deployment"
+
+    got = await breakers.acquire(["d3"], caps=[Cap(tpm=100)])
+    await breakers.settle(got.lease, "ok", LIMITS, tokens=120)  # the call used more than the quota
+    refused = await breakers.acquire(["d3"], caps=[Cap(tpm=100)])
+    assert refused.lease is None and refused.full == "deployment"
