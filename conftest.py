@@ -36,12 +36,14 @@ def _clean_cache():
     from agenthub.ratelimit import reset_local_state
     from billing.services.metering import billing_caches_clear
     from integrations.llm.breaker import breakers
+    from integrations.llm.cache import response_cache
     from integrations.llm.deployments import routes
 
     cache.clear()
     reset_local_state()
     billing_caches_clear()
     breakers.reset_all_sync()
+    response_cache.clear_all_sync()
     routes.invalidate()
     routes.stats.clear()
     yield

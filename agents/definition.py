@@ -12,6 +12,7 @@ BEHAVIOUR_FIELDS = (
     "temperature",
     "max_output_tokens",
     "max_tool_rounds",
+    "response_cache",
 )
 # Numbers with model defaults that templates and imports may leave out.
 TUNING_FIELDS = ("temperature", "max_output_tokens", "max_tool_rounds")

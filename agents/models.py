@@ -18,6 +18,12 @@ class AgentStatus(models.TextChoices):
     DISABLED = "disabled", "Disabled"
 
 
+class ResponseCache(models.TextChoices):
+    OFF = "off", "Off"
+    DETERMINISTIC = "deterministic", "When the temperature is 0"
+    ALWAYS = "always", "Always (answers repeat for the same conversation)"
+
+
 class Agent(TenantOwned):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=120)
@@ -35,6 +41,13 @@ class Agent(TenantOwned):
     )
     max_tool_rounds = models.PositiveSmallIntegerField(
         default=5, validators=[MinValueValidator(0), MaxValueValidator(20)]
+    )
+    response_cache = models.CharField(
+        max_length=16,
+        choices=ResponseCache.choices,
+        default=ResponseCache.OFF,
+        help_text="Replay the model's answer to exactly the same conversation, tools and settings "
+        "(from Redis, for RESPONSE_CACHE_TTL_SECONDS) instead of calling the model again.",
     )
     status = models.CharField(max_length=16, choices=AgentStatus.choices, default=AgentStatus.DRAFT)
     live_version = models.ForeignKey(
@@ -72,6 +85,7 @@ class AgentVersion(TenantOwned):
     temperature = models.FloatField()
     max_output_tokens = models.PositiveIntegerField()
     max_tool_rounds = models.PositiveSmallIntegerField()
+    response_cache = models.CharField(max_length=16, choices=ResponseCache.choices, default=ResponseCache.OFF)
     tools = models.JSONField(
         default=list, blank=True, help_text="The tool grants at publish time: [{tool, min_role, requires_approval}]."
     )

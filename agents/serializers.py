@@ -12,7 +12,7 @@ from accounts.roles import Role
 from agenthub.api.serializers import StrictBooleanField, StrictSerializer
 from agents import catalog, selectors
 from agents.definition import EDITABLE_FIELDS, SNAPSHOT_FIELDS
-from agents.models import Agent, AgentStatus, AgentVersion
+from agents.models import Agent, AgentStatus, AgentVersion, ResponseCache
 from agents.services.agents import BULK_MAX_IDS, MAX_FALLBACK_MODELS, TEXT_LIMITS, BulkAction
 from agents.services.grants import GRANTS_MAX
 from agents.services.publishing import NOTE_MAX
@@ -110,6 +110,11 @@ class AgentWriteSerializer(StrictSerializer):
     temperature = StrictFloatField(min_value=0.0, max_value=2.0, required=False)
     max_output_tokens = StrictIntegerField(min_value=1, max_value=32768, required=False)
     max_tool_rounds = StrictIntegerField(min_value=0, max_value=20, required=False)
+    response_cache = serializers.ChoiceField(
+        choices=ResponseCache.choices,
+        required=False,
+        help_text="off; deterministic (replay answers of calls at temperature 0); always.",
+    )
 
 
 class AgentVersionSerializer(serializers.ModelSerializer):

@@ -47,6 +47,7 @@ class ModelUsage:
     cached_tokens: int = 0
     provider: str = ""
     estimated: bool = False  # the provider reported no usage; counted by rule
+    cache_hit: bool = False  # replayed from the response cache: no model call, no cost
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ class UsageRecordSerializer(serializers.ModelSerializer):
             "cached_input_tokens",
             "output_tokens",
             "estimated",
+            "cache_hit",
             "currency",
             "input_price",
             "cached_input_price",

@@ -44,6 +44,8 @@ CIRCUIT_BREAKER_WINDOW_SECS = env.int("CIRCUIT_BREAKER_WINDOW_SECS", default=60)
 # refused with capacity_exceeded.
 MODEL_MAX_CONCURRENT_PER_ORGANIZATION = env.int("MODEL_MAX_CONCURRENT_PER_ORGANIZATION", default=0)
 MODEL_SLOT_WAIT_SECONDS = env.float("MODEL_SLOT_WAIT_SECONDS", default=2.0)
+# How long an agent's response cache keeps an answer (agents opt in).
+RESPONSE_CACHE_TTL_SECONDS = env.int("RESPONSE_CACHE_TTL_SECONDS", default=3600)
 # How soon a process sees deployments changed in the admin by another process.
 MODEL_ROUTES_REFRESH_SECONDS = env.float("MODEL_ROUTES_REFRESH_SECONDS", default=5.0)
 

@@ -96,6 +96,7 @@ AGENT_DOCUMENT = {
                 "temperature": {"type": "number"},
                 "max_output_tokens": {"type": "integer"},
                 "max_tool_rounds": {"type": "integer"},
+                "response_cache": {"type": "string", "enum": ["off", "deterministic", "always"]},
                 "tools": {"type": "array", "items": _TOOL_GRANT_DOCUMENT},
             },
         },

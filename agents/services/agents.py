@@ -197,6 +197,7 @@ def agent_create(
     temperature: float | None = None,
     max_output_tokens: int | None = None,
     max_tool_rounds: int | None = None,
+    response_cache: str = "off",
 ) -> Agent:
     """A new draft agent.  Without a slug, one is derived from the name and
     made unique; a given slug that is taken is a 409 ``slug_taken``."""
@@ -215,6 +216,7 @@ def agent_create(
         temperature=defaults["temperature"] if temperature is None else temperature,
         max_output_tokens=defaults["max_output_tokens"] if max_output_tokens is None else max_output_tokens,
         max_tool_rounds=defaults["max_tool_rounds"] if max_tool_rounds is None else max_tool_rounds,
+        response_cache=response_cache,
         status=AgentStatus.DRAFT,
         created_by=user,
         updated_by=user,

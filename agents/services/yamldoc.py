@@ -17,6 +17,7 @@ The format (``apiVersion: agenthub/v1``)::
       temperature: 0.7                 # optional, 0 to 2
       max_output_tokens: 1024          # optional, 1 to 32768
       max_tool_rounds: 5               # optional, 0 to 20
+      response_cache: off              # optional: off, deterministic (temperature 0) or always
       tools:                           # optional: tool grants, each a name from /api/v1/tools...
         - calculator
         - tool: send_email             # ...or a mapping that overrides the tool's own rules
@@ -89,6 +90,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "temperature": ((int, float), "a number"),
     "max_output_tokens": ((int,), "an integer"),
     "max_tool_rounds": ((int,), "an integer"),
+    "response_cache": (_STRING, "off, deterministic or always"),
     "tools": ((list,), "a list of tool grants"),
 }
 
@@ -159,6 +161,7 @@ def agent_export_data(*, agent: Agent, version: AgentVersion | None = None) -> d
             "temperature": source.temperature,
             "max_output_tokens": source.max_output_tokens,
             "max_tool_rounds": source.max_tool_rounds,
+            "response_cache": source.response_cache,
             "tools": [
                 _grant_document(grant)
                 for grant in (version.tools if version is not None else selectors.agent_tool_grants(agent))
@@ -273,6 +276,8 @@ def agent_yaml_parse(text: str | bytes) -> dict[str, Any]:
             if key not in body or body[key] is None:
                 continue
             value = body[key]
+            if key == "response_cache" and value is False:
+                value = "off"  # YAML 1.1 reads a bare off as false
             types, description = _TYPES[key]
             if isinstance(value, bool) or not isinstance(value, types):
                 errors[f"{section}.{key}"] = [f"Must be {description}."]
@@ -400,6 +405,7 @@ def agent_import_yaml(
                 "industry": "",
                 "system_prompt": "",
                 "fallback_models": [],
+                "response_cache": "off",
                 **field_defaults(),
                 **fields,
             }

@@ -30,6 +30,7 @@ def form_data(organization, **overrides):
         "temperature": "0.7",
         "max_output_tokens": "1024",
         "max_tool_rounds": "5",
+        "response_cache": "off",
         "versions-TOTAL_FORMS": "0",
         "versions-INITIAL_FORMS": "0",
         "versions-MIN_NUM_FORMS": "0",

@@ -32,6 +32,7 @@ DEFINITION = {
     "temperature": 0.25,
     "max_output_tokens": 777,
     "max_tool_rounds": 3,
+    "response_cache": "deterministic",
 }
 VALID = """\
 apiVersion: agenthub/v1
@@ -272,6 +273,7 @@ def test_import_with_update_replaces_the_definition(org_a):
         "temperature": 0.7,
         "max_output_tokens": 1024,
         "max_tool_rounds": 5,
+        "response_cache": "off",
     }
     assert response.json()["updated_by"] == "alpha-operator"
     assert response.json()["live_version"]["number"] == 1  # importing never publishes
@@ -551,3 +553,16 @@ def test_command_errors(org_a, org_b, args, message):
     with pytest.raises(CommandError, match=message):
         run(*args)
     assert Agent.objects.count() == 1
+
+
+def test_response_cache_reads_a_bare_off_and_refuses_unknown_modes(org_a):
+    client = org_a.client("operator")
+    response = import_yaml(client, VALID + "  response_cache: off\n")
+    assert response.status_code == 201, response.content
+    assert response.json()["response_cache"] == "off"
+
+    response = import_yaml(client, VALID.replace("imported", "cached") + "  response_cache: always\n")
+    assert response.json()["response_cache"] == "always"
+
+    fields = fields_of(import_yaml(client, VALID.replace("imported", "other") + "  response_cache: sometimes\n"))
+    assert list(fields) == ["spec.response_cache"]

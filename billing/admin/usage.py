@@ -133,7 +133,7 @@ class UsageRecordAdmin(ReadOnlyAdminMixin, RoleGatedAdmin):
         "status",
         "estimated",
     )
-    list_filter = ("channel", "model", "status", "estimated", "currency")
+    list_filter = ("channel", "model", "status", "estimated", "cache_hit", "currency")
     search_fields = ("agent_name", "user_label", "api_key_label", "call_id", "request_id")
     date_hierarchy = "occurred_at"
     show_full_result_count = False

@@ -181,6 +181,7 @@ def usage_record(*, call: ModelCall, usage: ModelUsage, occurred_at: datetime | 
         cached_input_tokens=cached,
         output_tokens=output_tokens,
         estimated=usage.estimated,
+        cache_hit=usage.cache_hit,
         currency=currency,
         input_price=quote.input if quote else 0,
         cached_input_price=quote.cached_input if quote else 0,

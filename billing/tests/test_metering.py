@@ -242,3 +242,28 @@ async def test_an_organization_without_budgets_needs_no_budget_store(org_a, pric
     monkeypatch.setattr(reservations, "reserve", down)
     outcome = await _turn(org_a, priced, "Hi")
     assert outcome.status == MessageStatus.COMPLETE
+
+
+async def test_a_cached_answer_is_in_the_ledger_as_a_cache_hit_at_no_cost(org_a, priced, mock_server):
+    """An agent whose response cache is on answers the same question again
+    from the cache: no model call, a ledger row marked cache hit, cost 0."""
+    from agents.models import Agent
+
+    cached = await database_sync_to_async(make_live_agent)(
+        org_a.organization, slug="cached", model="mock-model", temperature=0.0, response_cache="deterministic"
+    )
+    first = await _turn(org_a, cached, "What are your hours?")
+    requests = mock_server.app.stats["chat_completions"]
+    second = await _turn(org_a, cached, "What are your hours?")
+
+    assert mock_server.app.stats["chat_completions"] == requests
+    assert "".join(second.text) == "".join(first.text) and second.status == MessageStatus.COMPLETE
+    rows = await database_sync_to_async(list)(UsageRecord.objects.order_by("occurred_at"))
+    assert [(r.cache_hit, r.provider) for r in rows] == [(False, "openai"), (True, "cache")]
+    assert (rows[1].cost, rows[1].input_tokens, rows[1].output_tokens) == (0, 0, 0)
+    assert rows[0].cost > 0
+    # An agent without the cache calls the model every time.
+    assert await database_sync_to_async(Agent.objects.get)(slug="metered")
+    await _turn(org_a, priced, "What are your hours?")
+    await _turn(org_a, priced, "What are your hours?")
+    assert mock_server.app.stats["chat_completions"] == requests + 2

@@ -35,6 +35,7 @@ class AgentSnapshot:
     max_output_tokens: int
     max_tool_rounds: int
     tools: tuple[str, ...] = ()
+    response_cache: str = "off"
 
 
 def estimate_tokens(message: ChatMessage) -> int:

@@ -43,7 +43,7 @@ from chat.runtime.context import (
 from chat.runtime.hub import ChatHub
 from chat.runtime.ports import TurnPorts
 from chat.runtime.store import Event
-from integrations.llm.router import model_info, stream_with_fallback
+from integrations.llm.router import CachePolicy, model_info, stream_with_fallback
 from integrations.llm.types import ChatMessage, ChatRequest, Finish, LLMError, TextDelta, ToolCall
 from tools.registry import ToolContext
 
@@ -258,9 +258,10 @@ class TurnRunner:
         streamed_chars = 0
         first_token_ms = None
         model = ""
+        provider = ""
         status = "ok"
         try:
-            async for item in stream_with_fallback(request, self.agent.fallback_models):
+            async for item in stream_with_fallback(request, self.agent.fallback_models, self._cache_policy(request)):
                 if isinstance(item, TextDelta):
                     if outcome.ttft_ms is None:
                         outcome.ttft_ms = (time.perf_counter() - started) * 1000
@@ -275,6 +276,7 @@ class TurnRunner:
                 elif isinstance(item, Finish):
                     usage_seen = item.usage
                     model = item.model
+                    provider = item.provider
         except LLMError as exc:
             status = exc.kind
             raise
@@ -308,6 +310,8 @@ class TurnRunner:
                     latency_ms=round((time.perf_counter() - call_started) * 1000, 2),
                     ttft_ms=round(first_token_ms, 2) if first_token_ms is not None else None,
                     status=status,
+                    provider=provider,
+                    cache_hit=usage_seen is not None and usage_seen.cache_hit,
                 )
                 try:
                     charge = await asyncio.shield(meter.record(call_info, usage, reservation))
@@ -316,6 +320,19 @@ class TurnRunner:
                 else:
                     outcome.charge(charge)
         return calls
+
+    def _cache_policy(self, request: ChatRequest) -> CachePolicy | None:
+        """The agent's response cache, when it applies to this call: always,
+        or for calls at temperature 0.  Scoped to the organization and the
+        agent version."""
+        mode = self.agent.response_cache
+        if mode == "always" or (mode == "deterministic" and not request.temperature):
+            return CachePolicy(
+                organization_id=self.agent.organization_id,
+                scope=f"version:{self.agent.version_id}",
+                ttl_seconds=settings.RESPONSE_CACHE_TTL_SECONDS,
+            )
+        return None
 
     def _model_call_info(self, round_number: int, request: ChatRequest) -> ModelCall:
         caller = self.caller

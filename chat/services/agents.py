@@ -50,6 +50,7 @@ def _agent_snapshot(organization_id: str, slug: str) -> AgentSnapshot:
         temperature=version.temperature,
         max_output_tokens=version.max_output_tokens,
         max_tool_rounds=version.max_tool_rounds,
+        response_cache=version.response_cache,
         tools=tuple(version.tools or ()),
     )
 

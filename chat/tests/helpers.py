@@ -34,6 +34,7 @@ def make_live_agent(
         temperature=agent.temperature,
         max_output_tokens=agent.max_output_tokens,
         max_tool_rounds=agent.max_tool_rounds,
+        response_cache=agent.response_cache,
         tools=[_grant(agent, tool) for tool in tools],
     )
     agent.live_version = version

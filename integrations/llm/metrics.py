@@ -77,3 +77,14 @@ LLM_WAITING = Gauge(
 
 def record_capacity_refusal(model: str, scope: str) -> None:
     LLM_CAPACITY_REFUSALS.labels(model=model, scope=scope).inc()
+
+
+LLM_CACHE = Counter(
+    "agenthub_llm_cache_total",
+    "Model calls asked of the response cache, by result (hit: replayed without a model call; miss).",
+    ["model", "result"],
+)
+
+
+def record_cache(model: str, result: str) -> None:
+    LLM_CACHE.labels(model=model, result=result).inc()

@@ -24,6 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from integrations.llm import metrics
 from integrations.llm.breaker import breakers
+from integrations.llm.cache import CachePolicy, cache_key, response_cache
 from integrations.llm.deployments import Deployment, ProviderConfig, default_deployment, routes
 from integrations.llm.offline import OfflineProvider
 from integrations.llm.openai_provider import OpenAICompatibleProvider
@@ -41,6 +42,7 @@ from integrations.llm.types import (
 
 __all__ = [
     "OFFLINE_MODEL",
+    "CachePolicy",
     "ModelInfo",
     "aclose_providers",
     "available_models",
@@ -163,7 +165,7 @@ async def _stream_model(request: ChatRequest) -> AsyncIterator[StreamEvent]:
     if model == OFFLINE_MODEL:
         async with aclosing(get_provider(model).stream(request)) as events:
             async for event in events:
-                yield event
+                yield dataclasses.replace(event, provider=OFFLINE_MODEL) if isinstance(event, Finish) else event
         return
     route = await routes.route(model)
     tried: set[str] = set()
@@ -279,8 +281,7 @@ async def _stream_deployment(request: ChatRequest, deployment: Deployment, lease
                     answered = True
                 elif isinstance(event, Finish):
                     tokens = event.usage.total_tokens
-                    if event.model != request.model and upstream is not request:
-                        event = dataclasses.replace(event, model=request.model)
+                    event = dataclasses.replace(event, model=request.model, provider=deployment.provider.name)
                 yield event
         outcome = "ok"
     except LLMError as error:
@@ -295,7 +296,35 @@ async def _stream_deployment(request: ChatRequest, deployment: Deployment, lease
         )
 
 
-async def stream_with_fallback(request: ChatRequest, fallback_models: Iterable[str] = ()) -> AsyncIterator[StreamEvent]:
+async def stream_with_fallback(
+    request: ChatRequest, fallback_models: Iterable[str] = (), cache: CachePolicy | None = None
+) -> AsyncIterator[StreamEvent]:
+    """:func:`stream_models`, through the response cache when the caller's
+    ``cache`` policy asks for it: a hit is replayed at full speed (no model
+    call); a complete answer is stored."""
+    if cache is None:
+        async with aclosing(stream_models(request, fallback_models)) as events:
+            async for event in events:
+                yield event
+        return
+    fallback_models = tuple(fallback_models)
+    key = cache_key(cache, request, fallback_models)
+    hit = await response_cache.get(key)
+    if hit is not None:
+        metrics.record_cache(request.model, "hit")
+        for event in hit:
+            yield event
+        return
+    metrics.record_cache(request.model, "miss")
+    seen: list[StreamEvent] = []
+    async with aclosing(stream_models(request, fallback_models)) as events:
+        async for event in events:
+            seen.append(event)
+            yield event
+    await response_cache.put(key, seen, cache.ttl_seconds)
+
+
+async def stream_models(request: ChatRequest, fallback_models: Iterable[str] = ()) -> AsyncIterator[StreamEvent]:
     """Streams ``request`` from its model, falling back to each of
     ``fallback_models`` in order on a retryable error or an unknown model,
     as long as no :class:`TextDelta` or :class:`ToolCall` was yielded yet.

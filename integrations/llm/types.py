@@ -72,6 +72,7 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0  # of the prompt tokens, served from the provider's cache
     reported: bool = True  # False when the provider sent no usage at all
+    cache_hit: bool = False  # replayed from the response cache: no model call
 
     @property
     def total_tokens(self) -> int:
@@ -88,6 +89,7 @@ class Finish:
     reason: str  # "stop", "length", "tool_calls", ...
     usage: Usage
     model: str  # the model that actually answered
+    provider: str = ""  # the provider (deployment) that answered; "cache" for a replay
 
 
 StreamEvent = TextDelta | ToolCall | Finish
