@@ -184,11 +184,12 @@ class SuperuserOnlyAdmin(admin.ModelAdmin):
 
 class ModelProviderForm(forms.ModelForm):
     api_key = forms.CharField(
+        label="API key",
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         required=False,
         help_text="Stored encrypted; never shown again. Leave blank to keep the stored key (or for servers without one).",
     )
-    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
+    clear_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
 
     class Meta:
         model = ModelProvider
@@ -237,7 +238,13 @@ class ModelProviderAdmin(SuperuserOnlyAdmin):
         "updated_at",
     )
 
-    @admin.display(description="API key")
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None:  # nothing stored yet
+            fields = [name for name in fields if name not in ("clear_api_key", "key_state", "created_at", "updated_at")]
+        return fields
+
+    @admin.display(description="stored API key")
     def key_state(self, obj):
         return "Stored, encrypted (never shown)" if obj and obj.api_key_encrypted else "—"
 
@@ -248,16 +255,7 @@ class ModelProviderAdmin(SuperuserOnlyAdmin):
 
 @admin.register(ModelDeployment)
 class ModelDeploymentAdmin(SuperuserOnlyAdmin):
-    list_display = (
-        "model_name",
-        "provider",
-        "upstream",
-        "weight",
-        "priority",
-        "enabled",
-        "circuit",
-        "in_flight",
-    )
+    list_display = ("model_name", "served_by", "circuit", "in_flight", "weight", "priority", "enabled")
     list_filter = ("enabled", "provider", "model_name")
     list_select_related = ("provider",)
     search_fields = ("model_name", "upstream_model", "provider__name")
@@ -281,13 +279,15 @@ class ModelDeploymentAdmin(SuperuserOnlyAdmin):
 
         return breakers.status_sync([str(obj.pk)])[0]
 
-    @admin.display(description="upstream model")
-    def upstream(self, obj):
-        return obj.upstream_model or obj.model_name
+    @admin.display(description="served by", ordering="provider__name")
+    def served_by(self, obj):
+        return f"{obj.provider.name} / {obj.upstream_model or obj.model_name}"
 
     @admin.display(description="circuit")
     def circuit(self, obj):
-        from integrations.llm.breaker import STATE_NAMES
+        from django.utils.html import format_html
+
+        from integrations.llm.breaker import CLOSED, OPEN, STATE_NAMES
 
         if obj is None or obj.pk is None:
             return "—"
@@ -295,9 +295,10 @@ class ModelDeploymentAdmin(SuperuserOnlyAdmin):
         text = STATE_NAMES[stats.state].replace("_", "-")
         if stats.retry_in_ms:
             text += f" (probe in {stats.retry_in_ms / 1000:.0f} s)"
-        return text
+        colour = {CLOSED: "#2e7d32", OPEN: "#c62828"}.get(stats.state, "#ef6c00")
+        return format_html('<strong style="color: {}">{}</strong>', colour, text)
 
-    @admin.display(description="calls in flight")
+    @admin.display(description="in flight")
     def in_flight(self, obj):
         if obj is None or obj.pk is None:
             return "—"

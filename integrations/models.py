@@ -108,6 +108,7 @@ class ModelProvider(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.SlugField(max_length=64, unique=True, help_text="Shown in metrics, logs and the usage ledger.")
     base_url = models.CharField(
+        "base URL",
         max_length=500,
         blank=True,
         validators=[validate_base_url],
@@ -115,11 +116,14 @@ class ModelProvider(models.Model):
     )
     api_key_encrypted = models.TextField(blank=True, editable=False)
     timeout_seconds = models.FloatField(
+        "timeout (seconds)",
         default=60.0,
         validators=[MinValueValidator(0.5), MaxValueValidator(600)],
         help_text="Longest wait for the server, including between two streamed chunks.",
     )
-    connect_timeout_seconds = models.FloatField(default=5.0, validators=[MinValueValidator(0.1), MaxValueValidator(60)])
+    connect_timeout_seconds = models.FloatField(
+        "connect timeout (seconds)", default=5.0, validators=[MinValueValidator(0.1), MaxValueValidator(60)]
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -158,30 +162,35 @@ class ModelDeployment(models.Model):
         default=0, help_text="Lower is tried first; higher priorities serve when the lower ones are unavailable."
     )
     max_in_flight = models.PositiveIntegerField(
+        "max calls in flight",
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(100_000)],
         help_text="Most calls in flight at once, across every process. Empty: no cap.",
     )
     rpm_limit = models.PositiveIntegerField(
+        "requests per minute",
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(10_000_000)],
         help_text="Most requests per minute (the provider's quota). Empty: no limit.",
     )
     tpm_limit = models.PositiveIntegerField(
+        "tokens per minute",
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(2_000_000_000)],
         help_text="Most tokens per minute, prompt and completion (the provider's quota). Empty: no limit.",
     )
     breaker_threshold = models.PositiveSmallIntegerField(
+        "failures that open the circuit",
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(1000)],
         help_text="Failures within the window that open the circuit. Empty: CIRCUIT_BREAKER_THRESHOLD.",
     )
     breaker_timeout_seconds = models.PositiveIntegerField(
+        "probe after (seconds)",
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(3600)],

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from agenthub.redis import get_redis, redis_configured, script
+from integrations.llm import breaker_lua
 
 logger = logging.getLogger(__name__)
 
@@ -39,157 +40,6 @@ LEASE_MS = 10 * 60 * 1000
 PROBE_LEASE_MS = 60 * 1000
 REDIS_RETRY_SECONDS = 5.0
 KEY_PREFIX = "agenthub:gw:"
-
-# KEYS: the organization's calls-in-flight zset, then (state hash, calls-in-flight
-# zset, this minute's request counter, this minute's token counter) per
-# candidate, in preference order.
-# ARGV: now (ms), call id, lease (ms), probe lease (ms), the organization's cap
-# (0: none), then each candidate's caps (0: none): calls in flight, requests
-# per minute, tokens per minute.
-# Leases the first candidate that may take a call.  Returns {chosen (1-based;
-# 0 = none, -1 = the organization is at its cap), probe (0/1), full (1 when a
-# candidate was skipped for its cap), then per candidate: state, in flight,
-# ttft average}.
-_ACQUIRE = """
-local now = tonumber(ARGV[1])
-local org_cap = tonumber(ARGV[5])
-if org_cap > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-  if redis.call('ZCARD', KEYS[1]) >= org_cap then
-    return {-1, 0, 1}
-  end
-end
-local chosen, probe, full = 0, 0, 0
-local out = {}
-for i = 1, (#KEYS - 1) / 4 do
-  local h, busy, rpm_key, tpm_key = KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i], KEYS[4 * i + 1]
-  local cap = tonumber(ARGV[3 * i + 3]) or 0
-  local rpm = tonumber(ARGV[3 * i + 4]) or 0
-  local tpm = tonumber(ARGV[3 * i + 5]) or 0
-  redis.call('ZREMRANGEBYSCORE', busy, '-inf', now)
-  local count = redis.call('ZCARD', busy)
-  local f = redis.call('HMGET', h, 'state', 'until', 'probe', 'ttft')
-  local state = tonumber(f[1]) or 0
-  if chosen == 0 then
-    local ok = false
-    local limited = (cap > 0 and count >= cap)
-    if not limited and rpm > 0 then limited = (tonumber(redis.call('GET', rpm_key)) or 0) >= rpm end
-    if not limited and tpm > 0 then limited = (tonumber(redis.call('GET', tpm_key)) or 0) >= tpm end
-    if limited then
-      if state == 0 then full = 1 end
-    elseif state == 0 then
-      ok = true
-    elseif state == 1 and now >= (tonumber(f[2]) or 0) then
-      state = 2
-      redis.call('HSET', h, 'state', 2, 'probe', now + tonumber(ARGV[4]))
-      ok = true
-      probe = 1
-    elseif state == 2 and now >= (tonumber(f[3]) or 0) then
-      redis.call('HSET', h, 'probe', now + tonumber(ARGV[4]))
-      ok = true
-      probe = 1
-    end
-    if ok then
-      chosen = i
-      count = count + 1
-      redis.call('ZADD', busy, now + tonumber(ARGV[3]), ARGV[2])
-      redis.call('PEXPIRE', busy, tonumber(ARGV[3]))
-      if rpm > 0 then
-        redis.call('INCR', rpm_key)
-        redis.call('PEXPIRE', rpm_key, 61000)
-      end
-      if org_cap > 0 then
-        redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
-        redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-      end
-    end
-  end
-  table.insert(out, state)
-  table.insert(out, count)
-  table.insert(out, f[4] or '')
-end
-table.insert(out, 1, full)
-table.insert(out, 1, probe)
-table.insert(out, 1, chosen)
-return out
-"""
-
-# KEYS: state hash, failures zset, calls-in-flight zset, the organization's
-# calls-in-flight zset, this minute's token counter.
-# ARGV: now (ms), call id, outcome (ok | fail | none | first), probe (0/1),
-#       ttft ms (or ''), threshold, window (ms), cooldown (ms), tokens used.
-# "first" is a probe's first event: it closes the circuit but keeps the lease.
-# Returns the state after.
-_SETTLE = """
-local now = tonumber(ARGV[1])
-local outcome = ARGV[3]
-if outcome ~= 'first' then
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  redis.call('ZREM', KEYS[4], ARGV[2])
-  local tokens = tonumber(ARGV[9]) or 0
-  if tokens > 0 then
-    redis.call('INCRBY', KEYS[5], tokens)
-    redis.call('PEXPIRE', KEYS[5], 61000)
-  end
-end
-local state = tonumber(redis.call('HGET', KEYS[1], 'state')) or 0
-if outcome == 'ok' or outcome == 'first' then
-  if state ~= 0 then
-    redis.call('HSET', KEYS[1], 'state', 0, 'until', 0, 'probe', 0)
-    redis.call('DEL', KEYS[2])
-    state = 0
-  end
-  local ttft = tonumber(ARGV[5])
-  if ttft then
-    local avg = tonumber(redis.call('HGET', KEYS[1], 'ttft'))
-    if avg then avg = avg * 0.8 + ttft * 0.2 else avg = ttft end
-    redis.call('HSET', KEYS[1], 'ttft', tostring(avg))
-  end
-elseif outcome == 'fail' then
-  local cooldown = tonumber(ARGV[8])
-  if state == 2 then
-    redis.call('HSET', KEYS[1], 'state', 1, 'until', now + cooldown, 'probe', 0)
-    state = 1
-  elseif state == 0 then
-    local window = tonumber(ARGV[7])
-    redis.call('ZADD', KEYS[2], now, ARGV[2])
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-    redis.call('PEXPIRE', KEYS[2], window)
-    if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then
-      redis.call('HSET', KEYS[1], 'state', 1, 'until', now + cooldown, 'probe', 0)
-      redis.call('DEL', KEYS[2])
-      state = 1
-    end
-  end
-elseif outcome == 'none' and ARGV[4] == '1' and state == 2 then
-  redis.call('HSET', KEYS[1], 'probe', 0)
-end
-return state
-"""
-
-# KEYS: state hash, calls-in-flight zset per deployment.  ARGV: now (ms).
-# Returns per deployment: state (an open circuit past its cooldown reads as
-# half-open), calls in flight, ttft average, ms until an open circuit's probe.
-_STATUS = """
-local now = tonumber(ARGV[1])
-local out = {}
-for i = 1, #KEYS / 2 do
-  local h, busy = KEYS[2 * i - 1], KEYS[2 * i]
-  redis.call('ZREMRANGEBYSCORE', busy, '-inf', now)
-  local f = redis.call('HMGET', h, 'state', 'until', 'ttft')
-  local state = tonumber(f[1]) or 0
-  local wait = 0
-  if state == 1 then
-    wait = (tonumber(f[2]) or 0) - now
-    if wait <= 0 then state = 2; wait = 0 end
-  end
-  table.insert(out, state)
-  table.insert(out, redis.call('ZCARD', busy))
-  table.insert(out, f[3] or '')
-  table.insert(out, wait)
-end
-return out
-"""
 
 
 class Cap(NamedTuple):
@@ -429,7 +279,7 @@ class Breakers:
                 args = [now, call_id, LEASE_MS, PROBE_LEASE_MS, organization_cap]
                 for cap in caps:
                     args += list(cap)
-                reply = await script(_ACQUIRE)(keys=redis_keys, args=args)
+                reply = await script(breaker_lua.ACQUIRE)(keys=redis_keys, args=args)
                 chosen, probe, full = int(reply[0]), bool(int(reply[1])), bool(int(reply[2]))
                 rest = reply[3:]
                 stats = [Stats(int(rest[i]), int(rest[i + 1]), _ttft(rest[i + 2])) for i in range(0, len(rest), 3)]
@@ -465,7 +315,7 @@ class Breakers:
         if self._use_redis():
             try:
                 keys = [*_keys(lease.key), _org_key(lease.organization), _minute_keys(lease.key, now)[1]]
-                state = int(await script(_SETTLE)(keys=keys, args=args))
+                state = int(await script(breaker_lua.SETTLE)(keys=keys, args=args))
             except Exception as exc:
                 if not _is_redis_error(exc):
                     raise
@@ -488,7 +338,7 @@ class Breakers:
         if keys and self._use_redis():
             try:
                 redis_keys = [k for key in keys for k in _keys(key)[::2]]
-                reply = await script(_STATUS)(keys=redis_keys, args=[now])
+                reply = await script(breaker_lua.STATUS)(keys=redis_keys, args=[now])
             except Exception as exc:
                 if not _is_redis_error(exc):
                     raise
@@ -507,7 +357,7 @@ class Breakers:
             try:
                 client = _sync_client()
                 redis_keys = [k for key in keys for k in _keys(key)[::2]]
-                reply = client.eval(_STATUS, len(redis_keys), *redis_keys, now)
+                reply = client.eval(breaker_lua.STATUS, len(redis_keys), *redis_keys, now)
             except Exception as exc:
                 if not _is_redis_error(exc):
                     raise
