@@ -33,6 +33,7 @@ def _clean_cache():
     """Throttle buckets, tickets and cached state never leak between tests."""
     from django.core.cache import cache
 
+    from agenthub import drain
     from agenthub.ratelimit import reset_local_state
     from billing.services.metering import billing_caches_clear
     from integrations.llm.breaker import breakers
@@ -43,6 +44,7 @@ def _clean_cache():
     reset_local_state()
     billing_caches_clear()
     breakers.reset_all_sync()
+    drain.reset()
     response_cache.clear_all_sync()
     routes.invalidate()
     routes.stats.clear()

@@ -125,6 +125,11 @@ def live(request):
 @never_cache
 @require_GET
 def ready(request):
+    from agenthub.drain import draining
+
+    if draining():
+        # Shutting down: the load balancer must send traffic elsewhere.
+        return JsonResponse(_envelope("draining"), status=503)
     results, healthy = {}, True
     for name, (func, required) in _checks().items():
         results[name] = _run(name, func)

@@ -1,7 +1,9 @@
 """AgentHub's ASGI server: daphne, with its command line unchanged, that
 refuses request bodies over ``API_MAX_BODY_BYTES`` while they arrive,
-closes a websocket breaking the transport limits with a close frame, and
-leaves static files out of the access log.
+closes a websocket breaking the transport limits with a close frame,
+leaves static files out of the access log, and drains on SIGTERM (running
+turns finish, websockets are told to reconnect elsewhere; see
+:mod:`agenthub.drain`).
 
 daphne holds websocket frames and messages to 1 MiB
 (``--websocket-max-frame-size``, ``--websocket-max-message-size``) through
@@ -17,7 +19,10 @@ Run it as daphne::
     python -m agenthub.server -b 0.0.0.0 -p 8000 agenthub.asgi:application
 """
 
+import asyncio
 import json
+import logging
+import signal
 
 from daphne.access import AccessLogGenerator
 from daphne.cli import CommandLineInterface
@@ -95,12 +100,48 @@ class StaticQuietAccessLog(AccessLogGenerator):
         super().__call__(protocol, action, details)
 
 
+logger = logging.getLogger("agenthub.server")
+
+
 class AgentHubServer(Server):
+    """daphne, plus: SIGTERM drains the process (:mod:`agenthub.drain`) before
+    it stops, instead of cancelling every running turn at once."""
+
     def __init__(self, *args, ready_callable=None, action_logger=None, **kwargs):
         if type(action_logger) is AccessLogGenerator:  # what the command line builds
             action_logger = StaticQuietAccessLog(action_logger.stream)
         super().__init__(*args, ready_callable=self._configure, action_logger=action_logger, **kwargs)
         self._then_ready = ready_callable
+        self._drain_task = None
+
+    def _install_drain(self):
+        # Runs once the reactor runs, after Twisted installed its own
+        # handlers (which would stop the reactor at once).
+        if self.signal_handlers:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum, frame):
+        from twisted.internet import reactor
+
+        if self._drain_task is not None:  # a second SIGTERM stops now
+            reactor.callFromThread(reactor.stop)
+            return
+        reactor.callFromThread(self._start_drain)
+
+    def _start_drain(self):
+        from django.conf import settings
+        from twisted.internet import reactor
+
+        from agenthub.drain import drain
+
+        self._drain_task = asyncio.ensure_future(drain(settings.DRAIN_TIMEOUT_SECONDS))
+
+        def stop(task):
+            if task.exception() is not None:
+                logger.error("draining failed", exc_info=task.exception())
+            reactor.stop()
+
+        self._drain_task.add_done_callback(stop)
 
     def _configure(self):
         # Called by Server.run once both factories exist, before the reactor
@@ -115,6 +156,9 @@ class AgentHubServer(Server):
             return protocol
 
         self.http_factory.buildProtocol = build_protocol
+        from twisted.internet import reactor
+
+        reactor.callWhenRunning(self._install_drain)
         if self._then_ready is not None:
             self._then_ready()
 

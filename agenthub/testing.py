@@ -44,6 +44,12 @@ def subprocess_env(**extra) -> dict:
     return env
 
 
+class ServerURL(str):
+    """A server's base URL that also holds its process (to signal it)."""
+
+    process: subprocess.Popen
+
+
 @contextmanager
 def run_daphne(
     *, env: dict | None = None, log_path: Path | None = None, timeout: float = 30, server: str = "agenthub.server"
@@ -65,7 +71,8 @@ def run_daphne(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = ServerURL(f"http://127.0.0.1:{port}")
+    base.process = process
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -81,9 +88,10 @@ def run_daphne(
             time.sleep(0.1)
         yield base
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

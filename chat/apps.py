@@ -7,4 +7,8 @@ class ChatConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self):
+        from agenthub.drain import register_activity
         from chat import receivers  # noqa: F401  (drafts' news reaches their conversations)
+        from chat.runtime.hub import running_turns_here
+
+        register_activity("turns", running_turns_here)

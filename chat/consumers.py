@@ -29,6 +29,7 @@ from django.conf import settings
 
 from accounts.callers import Caller
 from accounts.roles import Role, role_at_least
+from agenthub import drain
 from agenthub.db import db
 from agenthub.errors import ApplicationError
 from agenthub.jsonparse import InvalidJson, parse_json
@@ -78,6 +79,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         metrics.websocket_connections.inc()
         self.counted = True
+        if drain.draining():
+            return await self._refuse(
+                "server_draining",
+                "This server is restarting; connect again (another server will take the connection).",
+                drain.CLOSE_SERVICE_RESTART,
+            )
+        drain.connection_opened(self)
         scope = self.scope
         problem = authentication_problem(scope)
         if problem is not None:
@@ -119,6 +127,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._replay_then_stream(after)
 
     async def disconnect(self, code):
+        drain.connection_closed(self)
         if self.counted:
             metrics.websocket_connections.dec()
             self.counted = False

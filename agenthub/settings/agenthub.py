@@ -49,6 +49,10 @@ RESPONSE_CACHE_TTL_SECONDS = env.int("RESPONSE_CACHE_TTL_SECONDS", default=3600)
 # How soon a process sees deployments changed in the admin by another process.
 MODEL_ROUTES_REFRESH_SECONDS = env.float("MODEL_ROUTES_REFRESH_SECONDS", default=5.0)
 
+# On SIGTERM a web process (daphne via agenthub.server) stops starting turns, lets
+# running ones finish up to this long, then tells websockets to reconnect elsewhere.
+DRAIN_TIMEOUT_SECONDS = env.float("DRAIN_TIMEOUT_SECONDS", default=25.0)
+
 # --- chat runtime (the chat app) ------------------------------------------------------
 CONVERSATION_TTL_SECONDS = env.int("CONVERSATION_TTL_SECONDS", default=3600)
 CHAT_MAX_PROMPT_CHARS = env.int("CHAT_MAX_PROMPT_CHARS", default=32000)

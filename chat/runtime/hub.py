@@ -279,3 +279,8 @@ def get_hub() -> ChatHub:
         # Sync code in the server's threads posts chat events through this loop.
         loops.remember(loop)
     return hub
+
+
+def running_turns_here() -> int:
+    """Turns running in this process, on any of its event loops (for the drain)."""
+    return sum(hub.running_turns() for hub in list(_hubs.values()))

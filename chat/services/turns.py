@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError
 
 from accounts.callers import Caller
-from agenthub import ratelimit
+from agenthub import drain, ratelimit
 from agenthub.db import db
 from agenthub.errors import ApplicationError, ConflictError
 from billing.services.metering import METERING
@@ -186,6 +186,15 @@ async def turn_start(
     handle carries a subscription to the turn's events, in place before the
     turn starts so that none is missed (close it when done)."""
     caller_require_chat(caller)
+    if drain.draining():
+        error = ApplicationError(
+            "This server is restarting and takes no new turns; send the message again (another server will take it).",
+            code="server_draining",
+            status_code=503,
+            details={"retry_after_ms": drain.RETRY_AFTER_SECONDS * 1000},
+        )
+        error.retry_after = drain.RETRY_AFTER_SECONDS
+        raise error
     content = validate_prompt(content)
     check_prompt_fits(agent, history_override or [ChatMessage("user", content)])
     client_msg_id = validate_client_msg_id(client_msg_id)
