@@ -112,7 +112,9 @@ class UsageRecord(TenantOwned):
     output_tokens = models.PositiveIntegerField(default=0)
     estimated = models.BooleanField(default=False, help_text="The provider reported no usage; counted by rule.")
     cache_hit = models.BooleanField(
-        default=False, help_text="Replayed from the agent's response cache: no model call, no cost."
+        default=False,
+        db_default=False,  # rows written by SQL (manage.py usage_generate) too
+        help_text="Replayed from the agent's response cache: no model call, no cost.",
     )
     currency = models.CharField(max_length=3)
     input_price = models.DecimalField(**UNIT_PRICE, default=0)
