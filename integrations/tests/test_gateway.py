@@ -630,3 +630,31 @@ async def test_requests_and_tokens_per_minute_are_held_per_deployment(settings, 
     await breakers.settle(got.lease, "ok", LIMITS, tokens=120)  # the call used more than the quota
     refused = await breakers.acquire(["d3"], caps=[Cap(tpm=100)])
     assert refused.lease is None and refused.full == "deployment"
+
+
+async def test_a_429_storm_opens_the_circuit_and_later_calls_fail_fast(gateway, close_llm_clients):
+    gateway["settings"].LLM_MAX_RETRIES = 0
+    await sync_to_async(ModelDeployment.objects.create)(
+        model_name="gw-model", provider=gateway["mock"], upstream_model="mock-error-429", breaker_threshold=3
+    )
+    for _ in range(3):
+        with pytest.raises(LLMError) as limited:
+            await collect(stream_with_fallback(user_request("hi", model="gw-model")))
+        assert limited.value.kind == "rate_limited"
+    before = _requests(gateway["server"])
+
+    with pytest.raises(LLMError) as refused:
+        await collect(stream_with_fallback(user_request("hi", model="gw-model")))
+
+    assert refused.value.kind == "circuit_open" and _requests(gateway["server"]) == before
+
+
+async def test_model_calls_continue_when_redis_is_down(gateway, close_llm_clients, caplog):
+    gateway["settings"].REDIS_URL = "redis://127.0.0.1:1/0"
+    await sync_to_async(ModelDeployment.objects.create)(
+        model_name="gw-model", provider=gateway["mock"], upstream_model="mock-model", max_in_flight=5
+    )
+    with caplog.at_level(logging.WARNING, logger="integrations.llm.breaker"):
+        events = await collect(stream_with_fallback(user_request("hi", model="gw-model")))
+    assert len([e for e in events if isinstance(e, TextDelta)]) == MOCK_TOKENS
+    assert "Redis is unreachable" in caplog.text
