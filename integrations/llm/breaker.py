@@ -112,6 +112,14 @@ def _org_key(organization: str) -> str:
     return f"{KEY_PREFIX}org:{organization or '-'}:busy"
 
 
+def _status_stats(reply: list) -> list[Stats]:
+    """The STATUS script's flat reply, four values per deployment."""
+    return [
+        Stats(int(reply[i]), int(reply[i + 1]), _ttft(reply[i + 2]), max(0, int(reply[i + 3])))
+        for i in range(0, len(reply), 4)
+    ]
+
+
 def _ttft(value) -> float | None:
     if value in (None, b"", ""):
         return None
@@ -344,10 +352,7 @@ class Breakers:
                     raise
                 self._redis_failed(exc)
             else:
-                return [
-                    Stats(int(reply[i]), int(reply[i + 1]), _ttft(reply[i + 2]), max(0, int(reply[i + 3])))
-                    for i in range(0, len(reply), 4)
-                ]
+                return _status_stats(reply)
         return self.local.status(keys, now)
 
     def status_sync(self, keys: list[str]) -> list[Stats]:
@@ -363,10 +368,7 @@ class Breakers:
                     raise
                 self._redis_failed(exc)
             else:
-                return [
-                    Stats(int(reply[i]), int(reply[i + 1]), _ttft(reply[i + 2]), max(0, int(reply[i + 3])))
-                    for i in range(0, len(reply), 4)
-                ]
+                return _status_stats(reply)
         return self.local.status(keys, now)
 
     def reset_sync(self, keys: list[str]) -> None:

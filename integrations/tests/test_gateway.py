@@ -86,6 +86,17 @@ def test_least_busy_and_lowest_latency_read_the_shared_stats():
 LIMITS = Limits(threshold=3, window_ms=60_000, cooldown_ms=60_000)
 
 
+@pytest.fixture(params=["redis", "in-process"])
+def either_store(request, settings):
+    """The breakers' shared state in Redis, and the per-process state of the
+    embedded demo (no Redis): the same rules hold in both."""
+    if request.param == "in-process":
+        settings.REDIS_URL = ""
+    elif not settings.REDIS_URL:
+        pytest.skip("needs Redis")
+    return request.param
+
+
 async def _fail(breakers: Breakers, key: str, limits: Limits = LIMITS) -> int:
     got = await breakers.acquire([key])
     lease = got.lease
@@ -93,12 +104,7 @@ async def _fail(breakers: Breakers, key: str, limits: Limits = LIMITS) -> int:
     return await breakers.settle(lease, "fail", limits)
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
-async def test_a_circuit_opens_after_the_threshold_and_then_refuses_without_a_call(settings, shared):
-    if not shared:
-        settings.REDIS_URL = ""
-    elif not settings.REDIS_URL:
-        pytest.skip("needs Redis")
+async def test_a_circuit_opens_after_the_threshold_and_then_refuses_without_a_call(either_store):
     breakers = Breakers()
 
     assert await _fail(breakers, "d1") == CLOSED
@@ -117,12 +123,7 @@ async def test_a_circuit_opens_after_the_threshold_and_then_refuses_without_a_ca
     assert (await breakers.status(["d2"]))[0].in_flight == 0
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
-async def test_half_open_lets_a_single_probe_through(settings, shared):
-    if not shared:
-        settings.REDIS_URL = ""
-    elif not settings.REDIS_URL:
-        pytest.skip("needs Redis")
+async def test_half_open_lets_a_single_probe_through(either_store):
     breakers = Breakers()
     quick = Limits(threshold=1, window_ms=60_000, cooldown_ms=50)
     assert await _fail(breakers, "d1", quick) == OPEN
@@ -492,12 +493,7 @@ def test_gateway_seed_writes_the_environments_server_once(settings, db):
 # --- caps on calls in flight -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
-async def test_a_deployment_at_its_cap_passes_the_call_to_the_next_one(settings, shared):
-    if not shared:
-        settings.REDIS_URL = ""
-    elif not settings.REDIS_URL:
-        pytest.skip("needs Redis")
+async def test_a_deployment_at_its_cap_passes_the_call_to_the_next_one(either_store):
     breakers = Breakers()
 
     first = await breakers.acquire(["d1", "d2"], caps=[Cap(in_flight=1), Cap()])
@@ -510,12 +506,7 @@ async def test_a_deployment_at_its_cap_passes_the_call_to_the_next_one(settings,
     assert (await breakers.acquire(["d1"], caps=[Cap(in_flight=1)])).lease.key == "d1"
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
-async def test_an_organization_at_its_cap_gets_no_slot_and_others_do(settings, shared):
-    if not shared:
-        settings.REDIS_URL = ""
-    elif not settings.REDIS_URL:
-        pytest.skip("needs Redis")
+async def test_an_organization_at_its_cap_gets_no_slot_and_others_do(either_store):
     breakers = Breakers()
 
     held = [await breakers.acquire(["d1"], organization="org-a", organization_cap=2) for _ in range(2)]
@@ -610,12 +601,7 @@ async def test_a_call_waits_briefly_for_a_slot_then_is_refused_with_capacity_exc
     await first
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
-async def test_requests_and_tokens_per_minute_are_held_per_deployment(settings, shared):
-    if not shared:
-        settings.REDIS_URL = ""
-    elif not settings.REDIS_URL:
-        pytest.skip("needs Redis")
+async def test_requests_and_tokens_per_minute_are_held_per_deployment(either_store):
     breakers = Breakers()
 
     for _ in range(2):
