@@ -21,7 +21,7 @@ class AgentStatus(models.TextChoices):
 class ResponseCache(models.TextChoices):
     OFF = "off", "Off"
     DETERMINISTIC = "deterministic", "When the temperature is 0"
-    ALWAYS = "always", "Always (answers repeat for the same conversation)"
+    ALWAYS = "always", "Always, whatever the temperature"
 
 
 class Agent(TenantOwned):
@@ -46,8 +46,9 @@ class Agent(TenantOwned):
         max_length=16,
         choices=ResponseCache.choices,
         default=ResponseCache.OFF,
-        help_text="Replay the model's answer to exactly the same conversation, tools and settings "
-        "(from Redis, for RESPONSE_CACHE_TTL_SECONDS) instead of calling the model again.",
+        help_text="Answer an exactly repeated conversation (same messages, tools and settings) from the cache "
+        "instead of calling the model again; a cached answer costs nothing and is kept for an hour by default "
+        "(RESPONSE_CACHE_TTL_SECONDS).",
     )
     status = models.CharField(max_length=16, choices=AgentStatus.choices, default=AgentStatus.DRAFT)
     live_version = models.ForeignKey(

@@ -93,7 +93,7 @@ def either_store(request, settings):
     if request.param == "in-process":
         settings.REDIS_URL = ""
     elif not settings.REDIS_URL:
-        pytest.skip("needs Redis")
+        pytest.skip("needs REDIS_URL: this case checks the state Redis shares between processes (CI always sets it)")
     return request.param
 
 
@@ -172,7 +172,7 @@ async def test_a_cancelled_probe_lets_the_next_call_probe(settings):
 def test_a_circuit_opened_by_another_process_is_skipped_here(settings):
     """Another process records the failures; this one sees the circuit open."""
     if not settings.REDIS_URL:
-        pytest.skip("needs Redis")
+        pytest.skip("needs REDIS_URL: this case checks the state Redis shares between processes (CI always sets it)")
     code = textwrap.dedent(
         """
         import asyncio, django
@@ -523,7 +523,7 @@ def test_the_caps_hold_across_two_processes(settings):
     """Two processes take slots of a deployment capped at 3 calls in flight
     at the same moment: exactly three leases in all."""
     if not settings.REDIS_URL:
-        pytest.skip("needs Redis")
+        pytest.skip("needs REDIS_URL: this case checks the state Redis shares between processes (CI always sets it)")
     code = textwrap.dedent(
         """
         import asyncio, django, sys, time

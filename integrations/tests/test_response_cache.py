@@ -29,7 +29,9 @@ def cache_settings(request, llm_settings):
     if request.param == "in-process":
         llm_settings.REDIS_URL = ""
     elif not llm_settings.REDIS_URL:
-        pytest.skip("needs Redis")
+        pytest.skip(
+            "needs REDIS_URL: this case checks the cache kept in Redis (CI always sets it; the in-process case runs without)"
+        )
     return llm_settings
 
 
