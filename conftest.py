@@ -28,6 +28,22 @@ def _close_connections_of_the_sync_thread(django_db_setup, django_db_blocker):
         close_pool_connections()
 
 
+def journal_clear() -> None:
+    """The write-behind stream starts empty in every test."""
+    from django.conf import settings
+
+    from agenthub import journal
+
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            client.delete(journal.STREAM, journal.DEAD_STREAM)
+        finally:
+            client.close()
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
     """Throttle buckets, tickets and cached state never leak between tests."""
@@ -41,6 +57,7 @@ def _clean_cache():
     from integrations.llm.deployments import routes
 
     cache.clear()
+    journal_clear()
     reset_local_state()
     billing_caches_clear()
     breakers.reset_all_sync()

@@ -157,3 +157,42 @@ def run_celery_worker(
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         log.close()
+
+
+async def journal_settle(timeout: float = 10.0) -> None:
+    """Until everything journaled so far is in the database: applies what
+    no drainer has taken yet, and waits for what a drainer (this process's
+    or a server's) is applying."""
+    import asyncio
+
+    from agenthub import journal
+
+    if not journal.enabled():
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        # Entries a drainer has held for a second (one whose event loop
+        # ended with the request that started it) are taken over: applying
+        # an entry twice writes it once.
+        await journal.drain_all(claim_idle=True, idle_ms=1000)
+        state = await journal.backlog()
+        if not state["length"] and not state["pending"]:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"the journal did not settle in {timeout:g} s: {state}")
+        await asyncio.sleep(0.02)
+
+
+def journal_settle_sync(timeout: float = 10.0) -> None:
+    """:func:`journal_settle` from a sync test."""
+    import asyncio
+
+    from agenthub.redis import get_redis
+
+    async def settle():
+        try:
+            await journal_settle(timeout)
+        finally:
+            await get_redis().aclose()
+
+    asyncio.run(settle())

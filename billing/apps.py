@@ -7,4 +7,9 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self):
+        from agenthub import journal
         from billing import demo  # noqa: F401  (registers billing's demo data with seed_demo)
+        from billing.services.ledger import usage_rows_apply
+        from billing.services.metering import USAGE_JOURNAL_KIND
+
+        journal.register(USAGE_JOURNAL_KIND, usage_rows_apply)

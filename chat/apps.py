@@ -7,8 +7,11 @@ class ChatConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self):
+        from agenthub import journal
         from agenthub.drain import register_activity
         from chat import receivers  # noqa: F401  (drafts' news reaches their conversations)
         from chat.runtime.hub import running_turns_here
+        from chat.runtime.turn import JOURNAL_KIND, exchanges_apply
 
         register_activity("turns", running_turns_here)
+        journal.register(JOURNAL_KIND, exchanges_apply)

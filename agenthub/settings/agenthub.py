@@ -53,6 +53,16 @@ MODEL_ROUTES_REFRESH_SECONDS = env.float("MODEL_ROUTES_REFRESH_SECONDS", default
 # running ones finish up to this long, then tells websockets to reconnect elsewhere.
 DRAIN_TIMEOUT_SECONDS = env.float("DRAIN_TIMEOUT_SECONDS", default=25.0)
 
+# Write-behind (agenthub.journal): the OpenAI-compatible API's conversations,
+# messages and ledger rows go through a Redis stream and are written in batches
+# (needs REDIS_URL; off: written on the request's path).  An entry a dead process
+# had taken is picked up by another after JOURNAL_CLAIM_IDLE_SECONDS.
+WRITE_BEHIND = env.bool("WRITE_BEHIND", default=True)
+JOURNAL_CLAIM_IDLE_SECONDS = env.float("JOURNAL_CLAIM_IDLE_SECONDS", default=30.0)
+# Web processes drain the journal themselves; off, only Celery beat's
+# chat.tasks.journal_drain (every minute) and manage.py journal_drain do.
+JOURNAL_DRAIN_IN_WEB = env.bool("JOURNAL_DRAIN_IN_WEB", default=True)
+
 # --- chat runtime (the chat app) ------------------------------------------------------
 CONVERSATION_TTL_SECONDS = env.int("CONVERSATION_TTL_SECONDS", default=3600)
 CHAT_MAX_PROMPT_CHARS = env.int("CHAT_MAX_PROMPT_CHARS", default=32000)

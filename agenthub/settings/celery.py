@@ -37,6 +37,7 @@ CELERY_TASK_ROUTES = {
     "agents.tasks.draft_execute": {"queue": "tools"},
     "agents.tasks.drafts_expire": {"queue": "default"},
     "billing.tasks.*": {"queue": "billing"},
+    "chat.tasks.*": {"queue": "default"},
 }
 # A task delivered more often than this (a poison message that kills its
 # worker every time) is dropped with an error log instead of looping.
@@ -60,6 +61,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "agents-drafts-expire": {
         "task": "agents.tasks.drafts_expire",
+        "schedule": timedelta(minutes=1),
+    },
+    # The write-behind journal's backstop: entries a dead web process had taken.
+    "chat-journal-drain": {
+        "task": "chat.tasks.journal_drain",
         "schedule": timedelta(minutes=1),
     },
     # Last month's invoices, at 02:00 UTC on the first of the month.

@@ -20,7 +20,7 @@ from billing.calls import ModelCall, ModelUsage
 from billing.models import UsageDaily, UsageRecord, UsageStatus
 from billing.money import to_ledger
 from billing.services.accounts import billing_account_for
-from billing.services.prices import price_in_force
+from billing.services.prices import price_cached, price_in_force
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +133,26 @@ def _rollup_add(record: UsageRecord) -> None:
         )
 
 
-def usage_record(*, call: ModelCall, usage: ModelUsage, occurred_at: datetime | None = None) -> Recorded:
-    """Writes the call's ledger row (once) and adds it to the daily rollup.
-    A second write of the same call id finds the first row (the insert fails
-    on the unique call id) and charges nothing."""
+def usage_row_ready(call: ModelCall, usage: ModelUsage) -> bool:
+    """Whether :func:`usage_row_build` would answer from memory (every
+    price and label it needs is cached), so async code may call it on the
+    event loop."""
+    organization_id = call.organization_id
+    if labels.peek("currency", str(organization_id)) is None:
+        return False
+    if not price_cached(organization_id, usage.model or call.model) or not price_cached(organization_id, call.model):
+        return False
+    caller = call.caller
+    user_id = str(getattr(caller, "user_id", None) or "")
+    api_key_id = str(getattr(caller, "api_key_id", None) or "")
+    return (not user_id or labels.peek("user", user_id) is not None) and (
+        not api_key_id or labels.peek("key", api_key_id) is not None
+    )
+
+
+def usage_row_build(*, call: ModelCall, usage: ModelUsage, occurred_at: datetime | None = None) -> UsageRecord:
+    """The call's ledger row, priced at the price in force when it started
+    (not saved)."""
     occurred_at = occurred_at or timezone.now()
     currency = organization_currency(call.organization_id)
     quote = price_in_force(organization_id=call.organization_id, model=usage.model, at=occurred_at, currency=currency)
@@ -158,7 +174,7 @@ def usage_record(*, call: ModelCall, usage: ModelUsage, occurred_at: datetime | 
     user_id = str(getattr(caller, "user_id", None) or "")
     api_key_id = str(getattr(caller, "api_key_id", None) or "")
     status, error_kind = _status(usage)
-    record = UsageRecord(
+    return UsageRecord(
         call_id=call.call_id,
         organization_id=call.organization_id,
         occurred_at=occurred_at,
@@ -195,6 +211,13 @@ def usage_record(*, call: ModelCall, usage: ModelUsage, occurred_at: datetime | 
         request_id=(call.request_id or "")[:64],
         turn_id=call.turn_id or "",
     )
+
+
+def usage_record(*, call: ModelCall, usage: ModelUsage, occurred_at: datetime | None = None) -> Recorded:
+    """Writes the call's ledger row (once) and adds it to the daily rollup.
+    A second write of the same call id finds the first row (the insert fails
+    on the unique call id) and charges nothing."""
+    record = usage_row_build(call=call, usage=usage, occurred_at=occurred_at)
     try:
         with transaction.atomic():
             record.save(force_insert=True)
@@ -205,6 +228,42 @@ def usage_record(*, call: ModelCall, usage: ModelUsage, occurred_at: datetime | 
             raise
         return Recorded(existing, False)
     return Recorded(record, True)
+
+
+_ROW_FIELDS = None
+
+
+def usage_row_payload(record: UsageRecord) -> dict:
+    """A built row as JSON-able fields (for the write-behind journal)."""
+    global _ROW_FIELDS
+    if _ROW_FIELDS is None:
+        _ROW_FIELDS = [f.attname for f in UsageRecord._meta.concrete_fields]
+    return {name: getattr(record, name) for name in _ROW_FIELDS}
+
+
+def usage_rows_apply(payloads: list[dict]) -> None:
+    """The journal's applier for ``billing.usage``: writes the rows not
+    written yet (the call id decides) and adds them to the daily rollup, in
+    the caller's transaction."""
+    records = []
+    for fields in payloads:
+        record = UsageRecord(**fields)
+        # JSON gave strings back; the rollup reads these as values.
+        if isinstance(record.occurred_at, str):
+            record.occurred_at = datetime.fromisoformat(record.occurred_at)
+        record.cost = Decimal(str(record.cost))
+        records.append(record)
+    existing = set(
+        UsageRecord.objects.filter(call_id__in=[r.call_id for r in records]).values_list("call_id", flat=True)
+    )
+    fresh, seen = [], set()
+    for record in records:
+        if record.call_id not in existing and record.call_id not in seen:
+            seen.add(record.call_id)
+            fresh.append(record)
+    UsageRecord.objects.bulk_create(fresh)
+    for record in fresh:
+        _rollup_add(record)
 
 
 def rollup_rebuild(*, organization_id=None, day_from=None, day_to=None) -> int:

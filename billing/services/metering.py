@@ -31,7 +31,14 @@ from billing import metrics, reservations
 from billing.calls import Charge, ModelCall, ModelUsage, Reservation
 from billing.models import Budget, BudgetAction, BudgetAlert, BudgetScope
 from billing.money import from_redis_units, money_str, to_redis_units
-from billing.services.ledger import labels, organization_currency, usage_record
+from billing.services.ledger import (
+    labels,
+    organization_currency,
+    usage_record,
+    usage_row_build,
+    usage_row_payload,
+    usage_row_ready,
+)
 from billing.services.periods import Period, budget_period, budget_spent
 from billing.services.prices import price_cached, price_in_force, prices_changed
 
@@ -269,16 +276,20 @@ class Metering:
         spent, tokens = await db(budget_spent, budget.model, now)
         await reservations.initialize(hold.key, spent_units=to_redis_units(spent), tokens=tokens, ttl=hold.ttl)
 
+    async def _write(self, call: ModelCall, usage: ModelUsage):
+        """The ledger row, written (``(row, created)``)."""
+        recorded = await db(usage_record, call=call, usage=usage)
+        return recorded.record, recorded.created
+
     async def record(self, call: ModelCall, usage: ModelUsage, reservation: Reservation | None = None) -> Charge:
         """Writes the ledger row, settles the reservation with the actual
         cost, and records warning thresholds crossed."""
-        recorded = await db(usage_record, call=call, usage=usage)
-        row = recorded.record
-        if recorded.created and row.cost:
+        row, created = await self._write(call, usage)
+        if created and row.cost:
             metrics.cost_observed(row.model, row.organization_id, row.cost, row.currency)
         if reservation is not None and reservation.holds:
-            actual_units = to_redis_units(row.cost) if recorded.created else 0
-            actual_tokens = (row.input_tokens + row.output_tokens) if recorded.created else 0
+            actual_units = to_redis_units(row.cost) if created else 0
+            actual_tokens = (row.input_tokens + row.output_tokens) if created else 0
             try:
                 settled = await reservations.settle(
                     call.call_id, [(key, actual_units, actual_tokens, gen) for key, _b, gen in reservation.holds]
@@ -295,6 +306,26 @@ class Metering:
             if crossings:
                 await db(_alerts_record, crossings, row.occurred_at)
         return Charge(amount=row.cost, currency=row.currency, usage_id=str(row.pk), priced=row.priced)
+
+
+USAGE_JOURNAL_KIND = "billing.usage"
+
+
+class WriteBehindMetering(Metering):
+    """The same gate and meter, with the ledger row written behind
+    (:mod:`agenthub.journal`): priced here from the cached prices, its cost
+    settled against the budgets at once, the row itself written in a batch
+    soon after.  A call id journaled twice is written once."""
+
+    async def _write(self, call: ModelCall, usage: ModelUsage):
+        from agenthub import journal
+
+        if usage_row_ready(call, usage):
+            row = usage_row_build(call=call, usage=usage)
+        else:  # a price or label not cached yet: loaded (and cached) in a thread
+            row = await db(usage_row_build, call=call, usage=usage)
+        await journal.append(USAGE_JOURNAL_KIND, usage_row_payload(row))
+        return row, True
 
 
 def _crossed(budget: _Budget, settled: reservations.Settled, units: int, tokens: int) -> list[tuple]:
@@ -342,3 +373,4 @@ def _is_store_failure(exc: BaseException) -> bool:
 
 
 METERING = Metering()
+WRITE_BEHIND_METERING = WriteBehindMetering()

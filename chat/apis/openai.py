@@ -8,6 +8,7 @@ with OpenAI, the client keeps the history), and each call is recorded as a
 conversation on the ``openai`` channel.
 """
 
+import asyncio
 import json
 import time
 
@@ -41,10 +42,8 @@ from chat.apis.streams import (
     turn_error_as_http,
 )
 from chat.models import Channel, MessageStatus
-from chat.runtime.context import check_prompt_fits
 from chat.services.agents import chat_agent_resolve
-from chat.services.conversations import conversation_open
-from chat.services.turns import turn_start, validate_prompt
+from chat.services.turns import turn_start_private
 from integrations.llm.types import ChatMessage
 
 ALLOWED_ROLES = ("system", "user", "assistant", "developer")
@@ -200,22 +199,15 @@ class ChatCompletionsApi(OpenAIErrorsMixin, AsyncAPIView):
         history = _history(data["messages"])
         caller = Caller.from_tenant(tenant_for_request(request))
         agent = await chat_agent_resolve(organization_id=caller.organization_id, slug=data["model"])
-        # The whole prompt is checked before a conversation is opened for it.
-        validate_prompt(history[-1].content)
-        check_prompt_fits(agent, history)
-        metadata = {"openai_user": data["user"]} if data.get("user") else {}
-        info = await conversation_open(
-            caller=caller, agent=agent, conversation_id=None, channel=Channel.OPENAI, metadata=metadata
-        )
-        handle = await turn_start(
+        # The conversation is this call's own (the client keeps the history):
+        # a private turn, written behind.
+        handle = await turn_start_private(
             caller=caller,
             agent=agent,
-            conversation_id=info.id,
-            content=history[-1].content,
+            history=history,
             channel=Channel.OPENAI,
+            metadata={"openai_user": data["user"]} if data.get("user") else {},
             request_id=get_request_id(),
-            history_override=history,
-            subscribe=data["stream"],
         )
         completion_id = f"chatcmpl-{handle.turn_id}"
         created = int(time.time())
@@ -230,8 +222,6 @@ class ChatCompletionsApi(OpenAIErrorsMixin, AsyncAPIView):
             return event_stream_response(
                 _chunks(handle.subscription, handle.turn_id, completion_id, created, agent.slug, include_usage)
             )
-        import asyncio
-
         outcome = await asyncio.shield(handle.task)
         raise_for_turn_error(outcome)
         # Without "stream", the answer is a JSON chat.completion whatever the

@@ -284,3 +284,42 @@ def get_hub() -> ChatHub:
 def running_turns_here() -> int:
     """Turns running in this process, on any of its event loops (for the drain)."""
     return sum(hub.running_turns() for hub in list(_hubs.values()))
+
+
+class PrivateSubscription(Subscription):
+    """The one subscriber of a private turn (see :class:`PrivateEvents`)."""
+
+    def __init__(self, conversation_id: str):
+        super().__init__(None, conversation_id)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class _NoLocks:
+    """A private turn's conversation is new and its id not yet given out:
+    no other turn can start on it, so there is no lock to take or keep."""
+
+    async def refresh_turn(self, conversation_id, turn_id, ttl) -> None:
+        return None
+
+    async def release_turn(self, conversation_id, turn_id) -> None:
+        return None
+
+
+class PrivateEvents:
+    """What a turn is handed in place of the hub when nobody but its caller
+    can ever watch it: a call of the OpenAI-compatible API, whose
+    conversation is created for that call and whose id is never given out.
+    Its events go straight to the caller's subscription; nothing is logged
+    for replay or published to other processes (no one could ask for them)."""
+
+    def __init__(self, conversation_id: str):
+        self.store = _NoLocks()
+        self.subscription = PrivateSubscription(conversation_id)
+
+    def emit(self, conversation_id: str, event: Event) -> None:
+        self.subscription._deliver(event)
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        return None

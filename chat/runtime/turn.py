@@ -90,6 +90,48 @@ class TurnOutcome:
         return usage
 
 
+def _message_rows(
+    *,
+    organization_id: str,
+    conversation_id: str,
+    message_id: str,
+    reply_to_id: str,
+    outcome: TurnOutcome,
+    latency_ms: float,
+    channel_model: str,
+) -> list[dict]:
+    """The rows of a turn's tool exchanges and answer, as ``Message`` fields."""
+    base = {"organization_id": organization_id, "conversation_id": conversation_id, "reply_to_id": reply_to_id}
+    rows = [
+        {
+            **base,
+            "id": str(uuid.uuid4()),
+            "role": tool_message.role,
+            "content": tool_message.content,
+            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in tool_message.tool_calls],
+            "tool_call_id": tool_message.tool_call_id or "",
+            "status": MessageStatus.COMPLETE,
+        }
+        for tool_message in outcome.tool_messages
+    ]
+    rows.append(
+        {
+            **base,
+            "id": message_id,
+            "role": MessageRole.ASSISTANT,
+            "content": outcome.content,
+            "model": outcome.model or channel_model,
+            "tokens_in": outcome.prompt_tokens,
+            "tokens_out": outcome.completion_tokens,
+            "ttft_ms": outcome.ttft_ms,
+            "latency_ms": latency_ms,
+            "status": outcome.status,
+            "error": outcome.error or {},
+        }
+    )
+    return rows
+
+
 def _persist_outcome(
     *,
     organization_id: str,
@@ -103,34 +145,31 @@ def _persist_outcome(
     version_id: str,
 ) -> None:
     now = timezone.now()
+    rows = _message_rows(
+        organization_id=organization_id,
+        conversation_id=conversation_id,
+        message_id=message_id,
+        reply_to_id=reply_to_id,
+        outcome=outcome,
+        latency_ms=latency_ms,
+        channel_model=channel_model,
+    )
     with transaction.atomic():
-        for tool_message in outcome.tool_messages:
-            Message.objects.create(
-                organization_id=organization_id,
-                conversation_id=conversation_id,
-                role=tool_message.role,
-                content=tool_message.content,
-                tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in tool_message.tool_calls],
-                tool_call_id=tool_message.tool_call_id or "",
-                reply_to_id=reply_to_id,
-                status=MessageStatus.COMPLETE,
-            )
-        Message.objects.create(
-            id=message_id,
-            organization_id=organization_id,
-            conversation_id=conversation_id,
-            role=MessageRole.ASSISTANT,
-            content=outcome.content,
-            reply_to_id=reply_to_id,
-            model=outcome.model or channel_model,
-            tokens_in=outcome.prompt_tokens,
-            tokens_out=outcome.completion_tokens,
-            ttft_ms=outcome.ttft_ms,
-            latency_ms=latency_ms,
-            status=outcome.status,
-            error=outcome.error or {},
-        )
+        for row in rows:
+            Message.objects.create(**row)
         Conversation.objects.filter(pk=conversation_id).update(last_seq=last_seq, version_id=version_id, updated_at=now)
+
+
+@dataclass(frozen=True)
+class NewConversation:
+    """A conversation written after its turn, with the user's message
+    (write-behind: :func:`chat.services.turns.turn_start_private`)."""
+
+    row: dict  # Conversation fields
+    user_message: dict  # Message fields
+
+
+JOURNAL_KIND = "chat.exchange"
 
 
 class TurnRunner:
@@ -152,8 +191,12 @@ class TurnRunner:
         caller=None,
         slots_key: str | None = None,
         ports: TurnPorts,
+        new_conversation: NewConversation | None = None,
     ):
         self.hub = hub
+        # Set when the conversation and the user's message are written with
+        # the answer, through the journal, instead of before the turn.
+        self.new_conversation = new_conversation
         self.ports = ports
         # The caller's concurrency slot (agenthub.ratelimit), held until the turn ends.
         self.slots_key = slots_key
@@ -434,20 +477,23 @@ class TurnRunner:
         latency_ms = outcome.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         final_seq = self.seq + (2 if outcome.error else 1)
         try:
-            await asyncio.shield(
-                db(
-                    _persist_outcome,
-                    organization_id=self.agent.organization_id,
-                    conversation_id=self.conversation_id,
-                    message_id=self.assistant_message_id,
-                    reply_to_id=self.user_message_id,
-                    outcome=outcome,
-                    latency_ms=latency_ms,
-                    last_seq=final_seq,
-                    channel_model=self.agent.model,
-                    version_id=self.agent.version_id,
+            if self.new_conversation is not None:
+                await asyncio.shield(self._journal_exchange(outcome, latency_ms, final_seq))
+            else:
+                await asyncio.shield(
+                    db(
+                        _persist_outcome,
+                        organization_id=self.agent.organization_id,
+                        conversation_id=self.conversation_id,
+                        message_id=self.assistant_message_id,
+                        reply_to_id=self.user_message_id,
+                        outcome=outcome,
+                        latency_ms=latency_ms,
+                        last_seq=final_seq,
+                        channel_model=self.agent.model,
+                        version_id=self.agent.version_id,
+                    )
                 )
-            )
         except Exception:
             logger.exception("could not persist the answer of turn %s", self.turn_id)
             outcome.error = outcome.error or events.error_fields(
@@ -478,6 +524,33 @@ class TurnRunner:
                 new_entries.append({"role": "assistant", "content": outcome.content})
             with contextlib.suppress(Exception):
                 await self.hub.store.set_history(self.conversation_id, trim_history(cached_history + new_entries))
+
+    async def _journal_exchange(self, outcome: TurnOutcome, latency_ms: float, last_seq: int) -> None:
+        """The new conversation, the user's message and the answer, in one
+        journal entry (written to the database in a batch, soon after)."""
+        from agenthub import journal
+
+        new = self.new_conversation
+        rows = _message_rows(
+            organization_id=self.agent.organization_id,
+            conversation_id=self.conversation_id,
+            message_id=self.assistant_message_id,
+            reply_to_id=self.user_message_id,
+            outcome=outcome,
+            latency_ms=latency_ms,
+            channel_model=self.agent.model,
+        )
+        await journal.append(
+            JOURNAL_KIND,
+            {"conversation": {**new.row, "last_seq": last_seq}, "messages": [new.user_message, *rows]},
+        )
+
+
+def exchanges_apply(payloads: list[dict]) -> None:
+    """The journal's applier for :data:`JOURNAL_KIND` (idempotent: rows
+    carry their ids)."""
+    Conversation.objects.bulk_create([Conversation(**p["conversation"]) for p in payloads], ignore_conflicts=True)
+    Message.objects.bulk_create([Message(**row) for p in payloads for row in p["messages"]], ignore_conflicts=True)
 
 
 def _model_error_message(exc: LLMError) -> str:

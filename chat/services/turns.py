@@ -17,13 +17,13 @@ from accounts.callers import Caller
 from agenthub import drain, ratelimit
 from agenthub.db import db
 from agenthub.errors import ApplicationError, ConflictError
-from billing.services.metering import METERING
+from billing.services.metering import METERING, WRITE_BEHIND_METERING
 from chat import metrics
 from chat.models import Conversation, Message, MessageRole
 from chat.runtime.context import AgentSnapshot, check_prompt_fits
-from chat.runtime.hub import Subscription, get_hub
+from chat.runtime.hub import PrivateEvents, Subscription, get_hub
 from chat.runtime.ports import TurnPorts
-from chat.runtime.turn import LOCK_TTL_SECONDS, TurnRunner
+from chat.runtime.turn import LOCK_TTL_SECONDS, NewConversation, TurnRunner
 from chat.services.conversations import caller_require_chat
 from integrations.llm.types import ChatMessage
 from tools.services.calls import tool_session_open
@@ -31,6 +31,8 @@ from tools.services.calls import tool_session_open
 # What every turn is handed unless a caller of turn_start says otherwise:
 # the tools app's tool sessions, and billing's budget gate and usage meter.
 DEFAULT_PORTS = TurnPorts(open_tools=tool_session_open, gate=METERING, meter=METERING)
+# A private turn's ledger rows are written behind, like its conversation.
+WRITE_BEHIND_PORTS = TurnPorts(open_tools=tool_session_open, gate=METERING, meter=WRITE_BEHIND_METERING)
 
 
 def turn_slots_key(caller: Caller) -> str:
@@ -57,6 +59,18 @@ def rate_limited_error(what: str, wait: float, scope: str) -> ApplicationError:
     )
     error.retry_after = max(1, int(wait + 0.999))
     return error
+
+
+def _refuse_if_draining() -> None:
+    if drain.draining():
+        error = ApplicationError(
+            "This server is restarting and takes no new turns; send the message again (another server will take it).",
+            code="server_draining",
+            status_code=503,
+            details={"retry_after_ms": drain.RETRY_AFTER_SECONDS * 1000},
+        )
+        error.retry_after = drain.RETRY_AFTER_SECONDS
+        raise error
 
 
 @dataclass
@@ -186,15 +200,7 @@ async def turn_start(
     handle carries a subscription to the turn's events, in place before the
     turn starts so that none is missed (close it when done)."""
     caller_require_chat(caller)
-    if drain.draining():
-        error = ApplicationError(
-            "This server is restarting and takes no new turns; send the message again (another server will take it).",
-            code="server_draining",
-            status_code=503,
-            details={"retry_after_ms": drain.RETRY_AFTER_SECONDS * 1000},
-        )
-        error.retry_after = drain.RETRY_AFTER_SECONDS
-        raise error
+    _refuse_if_draining()
     content = validate_prompt(content)
     check_prompt_fits(agent, history_override or [ChatMessage("user", content)])
     client_msg_id = validate_client_msg_id(client_msg_id)
@@ -314,3 +320,89 @@ async def turn_cancel(*, conversation_id: str) -> None:
     """Stops the conversation's running turn, in whichever process runs it;
     the partial answer is kept as ``cancelled``."""
     await get_hub().request_cancel(conversation_id)
+
+
+async def turn_start_private(
+    *,
+    caller: Caller,
+    agent: AgentSnapshot,
+    history: list[ChatMessage],
+    channel: str,
+    metadata: dict | None = None,
+    request_id: str | None = None,
+) -> TurnHandle:
+    """A turn in a new conversation that only its caller will ever see
+    while it runs: the OpenAI-compatible API, where each call carries its
+    whole history and no conversation id is given out.
+
+    The same checks, limits, budgets, metering and tools as
+    :func:`turn_start`, without what only a shared conversation needs: no
+    lock (nothing else can reach the conversation), no replay log or
+    publishing (the events go straight to the returned handle's
+    subscription).  The conversation, the user's message, the answer and the
+    ledger rows are written behind (:mod:`agenthub.journal`), in batches,
+    once the answer is known; the handle's subscription is always set."""
+    caller_require_chat(caller)
+    _refuse_if_draining()
+    content = validate_prompt(history[-1].content)
+    check_prompt_fits(agent, history)
+    hub = get_hub()
+    turn_id = uuid.uuid4().hex
+    conversation_id = str(uuid.uuid4())
+    slots_key = turn_slots_key(caller)
+    limit = settings.CHAT_MAX_CONCURRENT_TURNS_PER_USER
+    admission = await ratelimit.admit((), slots_key, turn_id, limit=limit, ttl=LOCK_TTL_SECONDS)
+    if not admission.ok:
+        metrics.ws_rate_limited.labels(reason="concurrent_turns").inc()
+        error = ApplicationError(
+            f"You already have {limit} turns running; wait for one to finish.",
+            code="too_many_turns",
+            status_code=429,
+            details={"limit": limit, "retry_after_ms": 1000},
+        )
+        error.retry_after = 1
+        raise error
+    user_message_id = str(uuid.uuid4())
+    new_conversation = NewConversation(
+        row={
+            "id": conversation_id,
+            "organization_id": agent.organization_id,
+            "agent_id": agent.agent_id,
+            "version_id": agent.version_id,
+            "user_id": caller.user_id,
+            "api_key_id": caller.api_key_id,
+            "visitor_id": caller.visitor_id,
+            "channel": channel,
+            "metadata": metadata or {},
+        },
+        user_message={
+            "id": user_message_id,
+            "organization_id": agent.organization_id,
+            "conversation_id": conversation_id,
+            "role": MessageRole.USER,
+            "content": content,
+        },
+    )
+    events = PrivateEvents(conversation_id)
+    runner = TurnRunner(
+        hub=events,
+        agent=agent,
+        conversation_id=conversation_id,
+        channel=channel,
+        turn_id=turn_id,
+        user_message_id=user_message_id,
+        user_content=content,
+        client_msg_id=None,
+        last_seq=0,
+        history_override=history,
+        request_id=request_id,
+        caller=caller,
+        slots_key=slots_key,
+        ports=WRITE_BEHIND_PORTS,
+        new_conversation=new_conversation,
+    )
+    task = asyncio.create_task(runner.run(), name=f"chat-turn-{turn_id}")
+    # Registered with the process's hub: the drain waits for it, and a cancel
+    # or a draft's news reaches it like any turn's.
+    hub.register_turn(conversation_id, task, runner)
+    return TurnHandle(turn_id, conversation_id, user_message_id, 1, task, runner, events.subscription)

@@ -13,7 +13,7 @@ import websockets
 from django.conf import settings
 
 from accounts.services import api_key_create
-from agenthub.testing import run_daphne, subprocess_env
+from agenthub.testing import journal_settle_sync, run_daphne, subprocess_env
 from chat.models import Conversation, Message
 from chat.tests.helpers import make_live_agent
 from integrations.llm.testing.mock_server import MockConfig, serving
@@ -249,6 +249,7 @@ def test_openai_client_against_agents_as_models(setup):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == answer
     assert chunks[-1].usage.completion_tokens == 12
+    journal_settle_sync()  # /v1 conversations are written behind
     assert Conversation.objects.filter(channel="openai").count() == 2
 
     with pytest.raises(openai.NotFoundError):
