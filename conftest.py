@@ -49,6 +49,7 @@ def _clean_cache():
     """Throttle buckets, tickets and cached state never leak between tests."""
     from django.core.cache import cache
 
+    from accounts.authentication import api_keys_forget
     from agenthub import drain
     from agenthub.ratelimit import reset_local_state
     from billing.services.metering import billing_caches_clear
@@ -58,6 +59,7 @@ def _clean_cache():
 
     cache.clear()
     journal_clear()
+    api_keys_forget()
     reset_local_state()
     billing_caches_clear()
     breakers.reset_all_sync()

@@ -7,6 +7,7 @@ Keys look like ``ahk_<prefix>_<secret>`` and are sent as
 
 import hashlib
 import hmac
+import threading
 import time
 from datetime import timedelta
 
@@ -61,14 +62,58 @@ class ApiKeyPrincipal:
         return False
 
 
+class _VerifiedKeys:
+    """Keys verified recently, by the hash of the raw key, per process, for
+    API_KEY_CACHE_SECONDS: the hot path (every /v1 call) skips the database.
+    Revoking a key or disabling an organization clears this process's
+    cache at once; other processes drop the entry when it expires."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, ApiKey]] = {}
+
+    def get(self, digest: str) -> ApiKey | None:
+        with self._lock:
+            hit = self._entries.get(digest)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def put(self, digest: str, key: ApiKey) -> None:
+        ttl = settings.API_KEY_CACHE_SECONDS
+        if ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[digest] = (time.monotonic() + ttl, key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_verified = _VerifiedKeys()
+
+
+def api_keys_forget() -> None:
+    """Drops every cached key verification of this process (a key revoked,
+    an organization disabled)."""
+    _verified.clear()
+
+
 def api_key_authenticate(raw: str) -> ApiKey:
     """The active key for ``raw``; AuthenticationFailed otherwise."""
     parts = split_api_key(raw)
     if parts is None:
         raise exceptions.AuthenticationFailed("Malformed API key.", code="invalid_api_key")
-    key = ApiKey.objects.select_related("organization").filter(prefix=parts[0]).first()
-    if key is None or not hmac.compare_digest(key.hashed_key, hash_api_key(raw)):
-        raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+    digest = hash_api_key(raw)
+    key = _verified.get(digest)
+    cached = key is not None
+    if key is None:
+        key = ApiKey.objects.select_related("organization").filter(prefix=parts[0]).first()
+        if key is None or not hmac.compare_digest(key.hashed_key, digest):
+            raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
     now = timezone.now()
     if key.revoked_at is not None:
         raise exceptions.AuthenticationFailed("This API key has been revoked.", code="api_key_revoked")
@@ -80,6 +125,8 @@ def api_key_authenticate(raw: str) -> ApiKey:
     if key.last_used_at is None or now - key.last_used_at >= resolution:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+    if not cached:
+        _verified.put(digest, key)
     return key
 
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.authentication import KEY_PREFIX, hash_api_key
+from accounts.authentication import KEY_PREFIX, api_keys_forget, hash_api_key
 from accounts.models import ApiKey, Invitation, InvitationStatus, Membership, Organization, User
 from accounts.roles import ROLE_RANK, Role, role_at_least
 from agenthub.errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
@@ -326,6 +326,7 @@ def api_key_create(
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     """Idempotent: revoking a revoked key keeps its first revocation time."""
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_keys_forget()
     api_key.refresh_from_db(fields=["revoked_at"])
     return api_key
 

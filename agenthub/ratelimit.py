@@ -162,6 +162,28 @@ async def take(*buckets: Bucket) -> float:
     return float(wait)
 
 
+_sync_scripts: dict[str, object] = {}
+
+
+def take_sync(bucket: Bucket) -> float:
+    """:func:`take` for one bucket from sync code (DRF's throttles), through
+    the Django cache's Redis connection pool; in-process without Redis."""
+    if bucket.rate <= 0:
+        return 0.0
+    if not redis_configured():
+        local = _local_buckets.setdefault(bucket.key, LocalBucket(bucket.rate, bucket.burst))
+        local.rate, local.burst = bucket.rate, bucket.burst
+        return local.take()
+    from django.core.cache import cache
+
+    client = cache._cache.get_client(write=True)  # a client on the cache's shared pool
+    registered = _sync_scripts.get("take")
+    if registered is None:
+        registered = _sync_scripts["take"] = client.register_script(_TAKE)
+    keys, args = [f"agenthub:rl:{bucket.key}"], [bucket.rate, bucket.burst]
+    return float(registered(keys=keys, args=args, client=client))
+
+
 async def slot_acquire(key: str, holder: str, *, limit: int, ttl: int) -> bool:
     if limit <= 0:
         return True

@@ -4,6 +4,7 @@ caller: an API key, a user, or an anonymous client address."""
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from agenthub import ratelimit
 from agenthub.clientip import client_ip
 
 
@@ -18,7 +19,21 @@ class PrincipalRateThrottle(SimpleRateThrottle):
         self.scope = self._scope_for(request)
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        if self.rate is None or not settings.REDIS_URL:
+            return super().allow_request(request, view)  # DRF's window, in the local cache
+        # With Redis: a token bucket of num_requests refilling over duration,
+        # in one round trip (DRF's window re-reads and re-writes every
+        # request's timestamp on each request).
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self._wait = ratelimit.take_sync(ratelimit.Bucket(self.key, self.num_requests / self.duration, self.num_requests))
+        return self._wait == 0
+
+    def wait(self):
+        if getattr(self, "_wait", None) is not None:
+            return self._wait
+        return super().wait()
 
     @staticmethod
     def _scope_for(request) -> str:

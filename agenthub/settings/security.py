@@ -33,6 +33,10 @@ SIMPLE_JWT = {
 }
 
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# A verified API key is remembered per process this long (the hot path skips the
+# database). Revoking a key takes effect at once in the process that revoked it and
+# within this many seconds in the others; 0 checks the database on every request.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 
 # Failed logins (API and admin alike, accounts.lockout): an account or a client
 # address reaching its limit within the window is locked; each further lock

@@ -200,6 +200,7 @@ class TurnRunner:
         self.ports = ports
         # The caller's concurrency slot (agenthub.ratelimit), held until the turn ends.
         self.slots_key = slots_key
+        self.slot_released = False
         self.finishing = False
         self.caller = caller  # accounts.callers.Caller: whose role the tools obey
         self.agent = agent
@@ -463,7 +464,7 @@ class TurnRunner:
             metrics.active_turns.dec()
             with contextlib.suppress(Exception):
                 await self.hub.store.release_turn(self.conversation_id, self.turn_id)
-            if self.slots_key:
+            if self.slots_key and not self.slot_released:
                 with contextlib.suppress(Exception):
                     await ratelimit.slot_release(self.slots_key, self.turn_id)
             reset_request_id(token)
@@ -507,6 +508,7 @@ class TurnRunner:
         if self.slots_key:  # the caller may start another turn as soon as they see this one end
             with contextlib.suppress(Exception):
                 await ratelimit.slot_release(self.slots_key, self.turn_id)
+                self.slot_released = True
         self.emit(
             events.TURN_FINISHED,
             message_id=self.assistant_message_id,
