@@ -7,12 +7,12 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and organizations"
 
     def ready(self):
+        from django.db.models.signals import post_delete, post_save
+
         from accounts import (
             lockout,  # noqa: F401  (counts failed logins)
             schema,  # noqa: F401  (registers the OpenAPI extension)
         )
-        from django.db.models.signals import post_delete, post_save
-
         from accounts.models import ApiKey, Organization
         from agenthub import security  # noqa: F401  (registers the deploy checks)
 

@@ -27,7 +27,9 @@ class PrincipalRateThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        self._wait = ratelimit.take_sync(ratelimit.Bucket(self.key, self.num_requests / self.duration, self.num_requests))
+        self._wait = ratelimit.take_sync(
+            ratelimit.Bucket(self.key, self.num_requests / self.duration, self.num_requests)
+        )
         return self._wait == 0
 
     def wait(self):
