@@ -116,6 +116,61 @@ def _check_message_count(data) -> None:
         )
 
 
+def _plain_text(value) -> bool:
+    """A string DRF's CharField keeps as it is (no surrounding whitespace,
+    NUL or surrogate)."""
+    return (
+        isinstance(value, str)
+        and value == value.strip()
+        and "\x00" not in value
+        and (value.isascii() or not any("\ud800" <= ch <= "\udfff" for ch in value))
+    )
+
+
+_COMMON_KEYS = frozenset({"model", "messages", "stream", "stream_options", "user", "temperature", "max_tokens"})
+
+
+def _common_request(data) -> dict | None:
+    """The serializer's validated data for the shape nearly every client
+    sends (string contents, the usual fields, all valid), checked by hand:
+    building the serializer's fields costs more than the rest of the
+    request's parsing.  None for anything else, which the serializer then
+    validates (and explains)."""
+    if not isinstance(data, dict) or not data.keys() <= _COMMON_KEYS:
+        return None
+    model, messages, stream = data.get("model"), data.get("messages"), data.get("stream", False)
+    if not _plain_text(model) or not 0 < len(model) <= 64 or type(stream) is not bool:
+        return None
+    if not isinstance(messages, list) or not messages:
+        return None
+    validated_messages = []
+    for message in messages:
+        if not isinstance(message, dict) or message.keys() != {"role", "content"}:
+            return None
+        if message["role"] not in ALLOWED_ROLES or not isinstance(message["content"], str):
+            return None
+        validated_messages.append({"role": message["role"], "content": message["content"]})
+    validated = {"model": model, "messages": validated_messages, "stream": stream}
+    if "stream_options" in data:
+        if not isinstance(data["stream_options"], dict):
+            return None
+        validated["stream_options"] = data["stream_options"]
+    if "user" in data:
+        if not _plain_text(data["user"]) or not 0 < len(data["user"]) <= 200:
+            return None
+        validated["user"] = data["user"]
+    if "temperature" in data:
+        temperature = data["temperature"]
+        if type(temperature) not in (int, float) or not 0 <= temperature <= 2:
+            return None
+        validated["temperature"] = float(temperature)
+    if "max_tokens" in data:
+        if type(data["max_tokens"]) is not int or data["max_tokens"] < 1:
+            return None
+        validated["max_tokens"] = data["max_tokens"]
+    return validated
+
+
 def _history(messages: list[dict]) -> list[ChatMessage]:
     history = [ChatMessage("system" if m["role"] == "developer" else m["role"], m["content"]) for m in messages]
     if history[-1].role != "user" or not history[-1].content.strip():
@@ -193,9 +248,11 @@ class ChatCompletionsApi(OpenAIErrorsMixin, AsyncAPIView):
     )
     async def post(self, request):
         _check_message_count(request.data)
-        serializer = ChatCompletionRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = _common_request(request.data)
+        if data is None:
+            serializer = ChatCompletionRequestSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
         history = _history(data["messages"])
         caller = Caller.from_tenant(tenant_for_request(request))
         agent = await chat_agent_resolve(organization_id=caller.organization_id, slug=data["model"])
