@@ -98,9 +98,9 @@ _ROLLUP_SQL = """
 INSERT INTO billing_usagedaily
     (organization_id, day, agent_id, model, channel, user_id, api_key_id, currency,
      calls, input_tokens, cached_input_tokens, output_tokens, cost)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (organization_id, day, agent_id, model, channel, user_id, api_key_id, currency) DO UPDATE SET
-    calls = billing_usagedaily.calls + 1,
+    calls = billing_usagedaily.calls + EXCLUDED.calls,
     input_tokens = billing_usagedaily.input_tokens + EXCLUDED.input_tokens,
     cached_input_tokens = billing_usagedaily.cached_input_tokens + EXCLUDED.cached_input_tokens,
     output_tokens = billing_usagedaily.output_tokens + EXCLUDED.output_tokens,
@@ -108,29 +108,33 @@ ON CONFLICT (organization_id, day, agent_id, model, channel, user_id, api_key_id
 """
 
 
-def _rollup_add(record: UsageRecord) -> None:
-    organization_id = record.organization_id
-    if connection.vendor == "sqlite":
-        organization_id = str(organization_id).replace("-", "")  # how Django stores UUIDs there
-    cost = record.cost if connection.vendor == "postgresql" else str(record.cost)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _ROLLUP_SQL,
-            [
-                organization_id,
-                record.occurred_at.date(),
-                record.agent_id,
-                record.model,
-                record.channel,
-                record.user_id,
-                record.api_key_id,
-                record.currency,
-                record.input_tokens,
-                record.cached_input_tokens,
-                record.output_tokens,
-                cost,
-            ],
+def _rollup_add(*records: UsageRecord) -> None:
+    """Adds ``records`` to the daily rollup: one upsert per rollup row."""
+    groups: dict[tuple, list] = {}
+    for record in records:
+        organization_id = str(record.organization_id)
+        if connection.vendor == "sqlite":
+            organization_id = organization_id.replace("-", "")  # how Django stores UUIDs there
+        key = (
+            organization_id,
+            record.occurred_at.date(),
+            record.agent_id,
+            record.model,
+            record.channel,
+            record.user_id,
+            record.api_key_id,
+            record.currency,
         )
+        totals = groups.setdefault(key, [0, 0, 0, 0, Decimal(0)])
+        totals[0] += 1
+        totals[1] += record.input_tokens
+        totals[2] += record.cached_input_tokens
+        totals[3] += record.output_tokens
+        totals[4] += Decimal(record.cost)
+    with connection.cursor() as cursor:
+        for key, (calls, input_tokens, cached, output_tokens, cost) in groups.items():
+            cost = cost if connection.vendor == "postgresql" else str(cost)
+            cursor.execute(_ROLLUP_SQL, [*key, calls, input_tokens, cached, output_tokens, cost])
 
 
 def usage_row_ready(call: ModelCall, usage: ModelUsage) -> bool:
@@ -262,8 +266,7 @@ def usage_rows_apply(payloads: list[dict]) -> None:
             seen.add(record.call_id)
             fresh.append(record)
     UsageRecord.objects.bulk_create(fresh)
-    for record in fresh:
-        _rollup_add(record)
+    _rollup_add(*fresh)
 
 
 def rollup_rebuild(*, organization_id=None, day_from=None, day_to=None) -> int:

@@ -154,3 +154,20 @@ def test_the_drain_command_and_the_beat_task_write_what_waits(org_a, agent, sett
     assert _ask(org_a.client("member"), content="And on Sunday?").status_code == 200
     assert journal_drain() == 2  # the conversation and its ledger row
     assert Conversation.objects.filter(channel="openai").count() == 2
+
+
+def test_a_batch_of_calls_adds_up_in_the_daily_rollup(org_a, agent, settings):
+    settings.JOURNAL_DRAIN_IN_WEB = False  # everything waits, then goes in one batch
+    list_price()
+    client = org_a.client("member")
+    for question in ("Hours?", "Address?", "Phone?"):
+        assert _ask(client, content=question).status_code == 200
+    assert UsageRecord.objects.count() == 0
+    journal_settle_sync()
+    rows = list(UsageRecord.objects.all())
+    assert len(rows) == 3
+    daily = UsageDaily.objects.get()
+    assert daily.calls == 3
+    assert daily.cost == sum(r.cost for r in rows)
+    assert daily.output_tokens == sum(r.output_tokens for r in rows)
+    assert Conversation.objects.filter(channel="openai").count() == 3
