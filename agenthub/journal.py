@@ -265,3 +265,21 @@ async def backlog() -> dict:
         pending = summary["pending"] if isinstance(summary, dict) else 0
     dead = await client.xlen(DEAD_STREAM)
     return {"length": length, "pending": pending, "dead": dead}
+
+
+def health() -> dict:
+    """The informational ``/health/ready`` entry: what waits to be written."""
+    if not enabled():
+        return {"status": "off"}
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        length = client.xlen(STREAM)
+        dead = client.xlen(DEAD_STREAM)
+        pending = 0
+        with contextlib.suppress(redis.exceptions.ResponseError):
+            pending = client.xpending(STREAM, GROUP)["pending"]
+    finally:
+        client.close()
+    return {"status": "ok" if not dead else "degraded", "waiting": length, "taken": pending, "kept_aside": dead}

@@ -22,10 +22,11 @@ def test_ready_reports_every_configured_dependency(client, settings):
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["status"] == "ok"
-    expected = {"database", "cache", "channel_layer", "celery_broker", "model_deployments"}
+    expected = {"database", "cache", "channel_layer", "celery_broker", "model_deployments", "journal"}
     assert set(body["checks"]) == expected
-    # Informational: reported, never failing the probe (integrations registers it).
+    # Informational: reported, never failing the probe (integrations and chat register them).
     assert body["checks"]["model_deployments"]["required"] is False
+    assert body["checks"]["journal"]["required"] is False
     for name in ("database", "cache", "channel_layer"):
         assert body["checks"][name]["status"] == "ok"
         assert body["checks"][name]["latency_ms"] >= 0

@@ -171,3 +171,23 @@ def test_a_batch_of_calls_adds_up_in_the_daily_rollup(org_a, agent, settings):
     assert daily.cost == sum(r.cost for r in rows)
     assert daily.output_tokens == sum(r.output_tokens for r in rows)
     assert Conversation.objects.filter(channel="openai").count() == 3
+
+
+def test_health_shows_what_waits_and_what_was_kept_aside(org_a, agent, settings, client):
+    settings.JOURNAL_DRAIN_IN_WEB = False
+    assert _ask(org_a.client("member")).status_code == 200
+    entry = client.get("/health/ready").json()["checks"]["journal"]
+    assert entry == {"status": "ok", "waiting": 2, "taken": 0, "kept_aside": 0, "required": False}
+    journal_settle_sync()
+    broken = journal.Entry("0-1", "chat.exchange", {"conversation": {"id": "not-a-uuid"}, "messages": []})
+
+    async def keep_aside():
+        redis = get_redis()
+        try:
+            await redis.xadd(journal.DEAD_STREAM, journal._encode(broken.kind, broken.payload))
+        finally:
+            await redis.aclose()
+
+    asyncio.run(keep_aside())
+    entry = client.get("/health/ready").json()["checks"]["journal"]
+    assert entry["status"] == "degraded" and entry["kept_aside"] == 1
