@@ -12,7 +12,7 @@ class ChatConfig(AppConfig):
         from agenthub.health import register_informational_check
         from chat import receivers  # noqa: F401  (drafts' news reaches their conversations)
         from chat.runtime.hub import running_turns_here
-        from chat.runtime.turn import JOURNAL_KIND, exchanges_apply
+        from chat.runtime.records import JOURNAL_KIND, exchanges_apply
 
         register_activity("turns", running_turns_here)
         journal.register(JOURNAL_KIND, exchanges_apply)

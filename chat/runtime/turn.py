@@ -15,21 +15,16 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 
 from agenthub import ratelimit
 from agenthub.db import db
 from agenthub.errors import ApplicationError
 from agenthub.requestid import reset_request_id, set_request_id
-from billing.calls import Charge, ModelCall, ModelUsage
-from billing.money import money_str
+from billing.calls import ModelCall, ModelUsage
 from chat import events, metrics
-from chat.models import Conversation, Message, MessageRole, MessageStatus
+from chat.models import MessageStatus
 from chat.runtime.context import (
     CHARS_PER_TOKEN,
     AgentSnapshot,
@@ -42,6 +37,7 @@ from chat.runtime.context import (
 )
 from chat.runtime.hub import ChatHub
 from chat.runtime.ports import TurnPorts
+from chat.runtime.records import NewConversation, TurnOutcome, exchange_journal, message_rows, persist_outcome
 from chat.runtime.store import Event
 from integrations.llm.router import CachePolicy, model_info, stream_with_fallback
 from integrations.llm.types import ChatMessage, ChatRequest, Finish, LLMError, TextDelta, ToolCall
@@ -51,125 +47,6 @@ logger = logging.getLogger(__name__)
 
 LOCK_TTL_SECONDS = 30
 LOCK_REFRESH_SECONDS = 10
-
-
-@dataclass
-class TurnOutcome:
-    status: str = MessageStatus.COMPLETE
-    text: list[str] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    ttft_ms: float | None = None
-    latency_ms: float = 0.0
-    model: str = ""
-    error: dict | None = None
-    tool_messages: list[ChatMessage] = field(default_factory=list)
-    tool_calls: list[dict] = field(default_factory=list)  # what each call came to
-    drafts: list[dict] = field(default_factory=list)
-    cost: Decimal = Decimal(0)
-    currency: str = ""
-
-    @property
-    def content(self) -> str:
-        return "".join(self.text)
-
-    def charge(self, charge: Charge | None) -> None:
-        if charge is not None:
-            self.cost += charge.amount
-            self.currency = charge.currency
-
-    def usage(self) -> dict:
-        usage = {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
-        if self.currency:  # what the turn cost, when a meter charged it
-            usage["cost"] = money_str(self.cost)
-            usage["currency"] = self.currency
-        return usage
-
-
-def _message_rows(
-    *,
-    organization_id: str,
-    conversation_id: str,
-    message_id: str,
-    reply_to_id: str,
-    outcome: TurnOutcome,
-    latency_ms: float,
-    channel_model: str,
-) -> list[dict]:
-    """The rows of a turn's tool exchanges and answer, as ``Message`` fields."""
-    base = {"organization_id": organization_id, "conversation_id": conversation_id, "reply_to_id": reply_to_id}
-    rows = [
-        {
-            **base,
-            "id": str(uuid.uuid4()),
-            "role": tool_message.role,
-            "content": tool_message.content,
-            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in tool_message.tool_calls],
-            "tool_call_id": tool_message.tool_call_id or "",
-            "status": MessageStatus.COMPLETE,
-        }
-        for tool_message in outcome.tool_messages
-    ]
-    rows.append(
-        {
-            **base,
-            "id": message_id,
-            "role": MessageRole.ASSISTANT,
-            "content": outcome.content,
-            "model": outcome.model or channel_model,
-            "tokens_in": outcome.prompt_tokens,
-            "tokens_out": outcome.completion_tokens,
-            "ttft_ms": outcome.ttft_ms,
-            "latency_ms": latency_ms,
-            "status": outcome.status,
-            "error": outcome.error or {},
-        }
-    )
-    return rows
-
-
-def _persist_outcome(
-    *,
-    organization_id: str,
-    conversation_id: str,
-    message_id: str,
-    reply_to_id: str,
-    outcome: TurnOutcome,
-    latency_ms: float,
-    last_seq: int,
-    channel_model: str,
-    version_id: str,
-) -> None:
-    now = timezone.now()
-    rows = _message_rows(
-        organization_id=organization_id,
-        conversation_id=conversation_id,
-        message_id=message_id,
-        reply_to_id=reply_to_id,
-        outcome=outcome,
-        latency_ms=latency_ms,
-        channel_model=channel_model,
-    )
-    with transaction.atomic():
-        for row in rows:
-            Message.objects.create(**row)
-        Conversation.objects.filter(pk=conversation_id).update(last_seq=last_seq, version_id=version_id, updated_at=now)
-
-
-@dataclass(frozen=True)
-class NewConversation:
-    """A conversation written after its turn, with the user's message
-    (write-behind: :func:`chat.services.turns.turn_start_private`)."""
-
-    row: dict  # Conversation fields
-    user_message: dict  # Message fields
-
-
-JOURNAL_KIND = "chat.exchange"
 
 
 class TurnRunner:
@@ -479,11 +356,25 @@ class TurnRunner:
         final_seq = self.seq + (2 if outcome.error else 1)
         try:
             if self.new_conversation is not None:
-                await asyncio.shield(self._journal_exchange(outcome, latency_ms, final_seq))
+                await asyncio.shield(
+                    exchange_journal(
+                        self.new_conversation,
+                        message_rows(
+                            organization_id=self.agent.organization_id,
+                            conversation_id=self.conversation_id,
+                            message_id=self.assistant_message_id,
+                            reply_to_id=self.user_message_id,
+                            outcome=outcome,
+                            latency_ms=latency_ms,
+                            channel_model=self.agent.model,
+                        ),
+                        final_seq,
+                    )
+                )
             else:
                 await asyncio.shield(
                     db(
-                        _persist_outcome,
+                        persist_outcome,
                         organization_id=self.agent.organization_id,
                         conversation_id=self.conversation_id,
                         message_id=self.assistant_message_id,
@@ -526,33 +417,6 @@ class TurnRunner:
                 new_entries.append({"role": "assistant", "content": outcome.content})
             with contextlib.suppress(Exception):
                 await self.hub.store.set_history(self.conversation_id, trim_history(cached_history + new_entries))
-
-    async def _journal_exchange(self, outcome: TurnOutcome, latency_ms: float, last_seq: int) -> None:
-        """The new conversation, the user's message and the answer, in one
-        journal entry (written to the database in a batch, soon after)."""
-        from agenthub import journal
-
-        new = self.new_conversation
-        rows = _message_rows(
-            organization_id=self.agent.organization_id,
-            conversation_id=self.conversation_id,
-            message_id=self.assistant_message_id,
-            reply_to_id=self.user_message_id,
-            outcome=outcome,
-            latency_ms=latency_ms,
-            channel_model=self.agent.model,
-        )
-        await journal.append(
-            JOURNAL_KIND,
-            {"conversation": {**new.row, "last_seq": last_seq}, "messages": [new.user_message, *rows]},
-        )
-
-
-def exchanges_apply(payloads: list[dict]) -> None:
-    """The journal's applier for :data:`JOURNAL_KIND` (idempotent: rows
-    carry their ids)."""
-    Conversation.objects.bulk_create([Conversation(**p["conversation"]) for p in payloads], ignore_conflicts=True)
-    Message.objects.bulk_create([Message(**row) for p in payloads for row in p["messages"]], ignore_conflicts=True)
 
 
 def _model_error_message(exc: LLMError) -> str:

@@ -23,7 +23,8 @@ from chat.models import Conversation, Message, MessageRole
 from chat.runtime.context import AgentSnapshot, check_prompt_fits
 from chat.runtime.hub import PrivateEvents, Subscription, get_hub
 from chat.runtime.ports import TurnPorts
-from chat.runtime.turn import LOCK_TTL_SECONDS, NewConversation, TurnRunner
+from chat.runtime.records import NewConversation
+from chat.runtime.turn import LOCK_TTL_SECONDS, TurnRunner
 from chat.services.conversations import caller_require_chat
 from integrations.llm.types import ChatMessage
 from tools.services.calls import tool_session_open
