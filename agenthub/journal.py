@@ -48,6 +48,7 @@ DEAD_STREAM = "journal:dead"
 GROUP = "writers"
 BATCH = 500
 BLOCK_MS = 1000
+LINGER_SECONDS = 0.05
 
 _appliers: dict[str, Callable[[list[dict]], None]] = {}
 _consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -91,10 +92,8 @@ async def append(kind: str, payload: dict) -> None:
     if kind not in _appliers:
         raise LookupError(f"no journal applier is registered for {kind!r}")
     if enabled():
-        from agenthub.redis import get_redis
-
         try:
-            await get_redis().xadd(STREAM, _encode(kind, payload))
+            await _appender().add(_encode(kind, payload))
         except _STORE_ERRORS as exc:
             logger.warning("journal: Redis unreachable (%s); writing %s at once", exc.__class__.__name__, kind)
         else:
@@ -102,6 +101,56 @@ async def append(kind: str, payload: dict) -> None:
                 _ensure_drainer()
             return
     await db(apply_entries, [Entry("direct", kind, payload)])
+
+
+class _Appender:
+    """Group commit: the appends of one event-loop tick (concurrent calls
+    finishing together) go to Redis in one pipeline."""
+
+    def __init__(self):
+        self.pending: list[tuple[dict, asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
+
+    async def add(self, fields: dict) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.pending.append((fields, future))
+        if self.task is None or self.task.done():
+            self.task = loop.create_task(self._flush(), name="journal-appender")
+        await future
+
+    async def _flush(self) -> None:
+        from agenthub.redis import get_redis
+
+        await asyncio.sleep(0)  # let this tick's other appends join
+        while self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                async with get_redis().pipeline(transaction=False) as pipe:
+                    for fields, _ in batch:
+                        pipe.xadd(STREAM, fields)
+                    await pipe.execute()
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+
+_appenders: dict[asyncio.AbstractEventLoop, _Appender] = {}
+
+
+def _appender() -> _Appender:
+    loop = asyncio.get_running_loop()
+    appender = _appenders.get(loop)
+    if appender is None:
+        for stale in [other for other in _appenders if other.is_closed()]:
+            del _appenders[stale]
+        appender = _appenders[loop] = _Appender()
+    return appender
 
 
 def apply_entries(entries: list[Entry]) -> list[Entry]:
@@ -211,7 +260,10 @@ async def _drain_forever() -> None:
                     next_claim = time.monotonic() + settings.JOURNAL_CLAIM_IDLE_SECONDS
                     while await drain_once(client, claim=True) == BATCH:
                         pass
-                await drain_once(client, block_ms=BLOCK_MS)
+                if await drain_once(client, block_ms=BLOCK_MS) < BATCH:
+                    # Let more gather: one transaction for many calls costs
+                    # less than one for each.
+                    await asyncio.sleep(LINGER_SECONDS)
         except asyncio.CancelledError:
             raise
         except Exception:

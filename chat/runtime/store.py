@@ -17,7 +17,6 @@ import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from django.conf import settings
 
@@ -37,17 +36,47 @@ def events_channel(conversation_id: str) -> str:
     return f"{PREFIX}:{conversation_id}:events"
 
 
-@dataclass(frozen=True)
 class Event:
     """A turn event: its sequence number and its JSON text (encoded once,
-    sent as is to websockets, SSE streams, the log and other processes)."""
+    sent as is to websockets, SSE streams, the log and other processes).
+    An event made from its fields (:meth:`of`) is encoded only when its text
+    is asked for, and one made from text decoded only when its fields are:
+    a private turn's events go to their one reader as fields, never as JSON."""
 
-    seq: int
-    text: str
+    __slots__ = ("_data", "_text", "seq")
+
+    def __init__(self, seq: int, text: str | None = None):
+        self.seq = seq
+        self._text = text
+        self._data = None
+
+    @classmethod
+    def of(cls, seq: int, data: dict) -> "Event":
+        event = cls(seq)
+        event._data = data
+        return event
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self._data, separators=(",", ":"), ensure_ascii=False)
+        return self._text
 
     @property
     def data(self) -> dict:
-        return json.loads(self.text)
+        """The fields (read them, do not change them: they may be shared)."""
+        if self._data is None:
+            self._data = json.loads(self._text)
+        return self._data
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Event) and (self.seq, self.text) == (other.seq, other.text)
+
+    def __hash__(self) -> int:
+        return hash((self.seq, self.text))
+
+    def __repr__(self) -> str:
+        return f"Event({self.seq!r}, {self.text!r})"
 
 
 class ChatStore:

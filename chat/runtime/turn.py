@@ -95,8 +95,9 @@ class TurnRunner:
 
     def emit(self, event_type: str, **fields) -> None:
         self.seq += 1
-        text = events.encode(event_type, self.seq, self.conversation_id, turn_id=self.turn_id, **fields)
-        self.hub.emit(self.conversation_id, Event(self.seq, text))
+        data = {"type": event_type, "seq": self.seq, "conversation_id": self.conversation_id, "turn_id": self.turn_id}
+        data.update(fields)
+        self.hub.emit(self.conversation_id, Event.of(self.seq, data))
 
     async def _context(self) -> tuple[list[ChatMessage], list[dict] | None]:
         info = model_info(self.agent.model)

@@ -117,7 +117,7 @@ def test_redis_down_writes_at_once_and_warns(org_a, agent, settings, caplog, mon
     async def refuse(*args, **kwargs):
         raise aioredis.ConnectionError("Redis is down")
 
-    monkeypatch.setattr(aioredis.Redis, "xadd", refuse)
+    monkeypatch.setattr(aioredis.client.Pipeline, "execute", refuse)
     assert _ask(org_a.client("member")).status_code == 200
     assert Conversation.objects.filter(channel="openai").count() == 1
     assert Message.objects.count() == 2
