@@ -16,7 +16,7 @@ from django.conf import settings  # noqa: E402
 
 from accounts.channels_auth import WebsocketAuthMiddleware  # noqa: E402
 from agenthub.bodylimit import BodyLimitMiddleware  # noqa: E402
-from agenthub.handlers import MiddlewareListASGIHandler  # noqa: E402
+from agenthub.handlers import MiddlewareListASGIHandler, request_housekeeping_only_for_django_handlers  # noqa: E402
 from agenthub.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -32,6 +32,7 @@ class BrowserOriginValidator(OriginValidator):
 # Chat paths that take bearer tokens only (JWT or API key): the hot path,
 # served by Django with settings.API_MIDDLEWARE.
 lean_asgi_app = MiddlewareListASGIHandler(settings.API_MIDDLEWARE)
+request_housekeeping_only_for_django_handlers()
 LEAN_PATHS = re.compile(r"^(/api/v1/chat|/api/v1/sessions/[^/]+/events|/v1/.*)$")
 
 

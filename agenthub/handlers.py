@@ -86,3 +86,30 @@ class MiddlewareListASGIHandler(ASGIHandler):
         handler = self.adapt_method_mode(is_async, handler, handler_is_async)
         # Set last: Django reads it as "initialization complete".
         self._middleware_chain = handler
+
+
+def request_housekeeping_only_for_django_handlers() -> None:
+    """Django's per-request housekeeping (closing stale database
+    connections, resetting the query log, closing caches, resetting the
+    URLconf) is connected to ``request_started`` / ``request_finished`` for
+    every sender, and each of those receivers is sync: under ASGI each
+    signal costs a hop to a worker thread.  The lean handler serves async
+    views only, whose database calls go through :mod:`agenthub.db` (which
+    returns its connections itself) and which set no URLconf, so nothing
+    there needs it: the receivers are reconnected for Django's own handlers
+    only.  Idempotent."""
+    from django.core import signals
+    from django.core.cache import close_caches
+    from django.core.handlers.base import reset_urlconf
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import close_old_connections, reset_queries
+
+    housekeeping = {
+        signals.request_started: (reset_queries, close_old_connections),
+        signals.request_finished: (close_old_connections, close_caches, reset_urlconf),
+    }
+    for signal, receivers in housekeeping.items():
+        for receiver in receivers:
+            if signal.disconnect(receiver):
+                for sender in (ASGIHandler, WSGIHandler):
+                    signal.connect(receiver, sender=sender)

@@ -69,23 +69,36 @@ class _StreamState:
 
 
 async def sse_events(response: httpx2.Response) -> AsyncIterator[tuple[str, str]]:
-    """``(event, data)`` for each server-sent event of ``response``."""
+    """``(event, data)`` for each server-sent event of ``response``.
+
+    Lines are split from the raw bytes (ended by LF or CRLF): a fraction of
+    the cost of the HTTP client's text-line decoder, per chunk of every
+    stream."""
     event, data = "", []
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield event or "message", "\n".join(data)
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue  # a comment (keep-alive)
-        name, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
+    pending = b""
+    async for chunk in response.aiter_bytes():
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            line = raw[:-1] if raw.endswith(b"\r") else raw
+            if not line:
+                if data:
+                    yield event or "message", "\n".join(data)
+                event, data = "", []
+                continue
+            if line.startswith(b":"):
+                continue  # a comment (keep-alive)
+            name, _, value = line.decode("utf-8", "replace").partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
+    if pending.strip():
+        name, _, value = pending.decode("utf-8", "replace").strip().partition(":")
         if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
+            data.append(value[1:] if value.startswith(" ") else value)
     if data:  # a last event without its blank line
         yield event or "message", "\n".join(data)
 

@@ -442,3 +442,27 @@ async def test_many_concurrent_streams_share_one_client(provider, mock_server):
 
     assert all(len(events) == MOCK_TOKENS + 1 and events[-1].reason == "stop" for events in results)
     assert len(provider._clients) == 1
+
+
+async def _events_of(chunks: list[bytes]) -> list[tuple[str, str]]:
+    import httpx2
+
+    from integrations.llm.openai_provider import sse_events
+
+    class Stream(httpx2.AsyncByteStream):
+        async def __aiter__(self):
+            for chunk in chunks:
+                yield chunk
+
+    response = httpx2.Response(200, stream=Stream())
+    return [item async for item in sse_events(response)]
+
+
+async def test_server_sent_events_are_read_across_any_chunk_boundary():
+    body = ': keep-alive\r\n\r\ndata: {"a": "héllo"}\r\n\r\nevent: error\ndata: one\ndata: two\n\ndata: [DONE]'.encode()
+    expected = [("message", '{"a": "héllo"}'), ("error", "one\ntwo"), ("message", "[DONE]")]
+    assert await _events_of([body]) == expected
+    # Cut anywhere, even inside a CRLF or a multi-byte character, the events are the same.
+    for cut in range(1, len(body)):
+        assert await _events_of([body[:cut], body[cut:]]) == expected, cut
+    assert await _events_of([bytes([b]) for b in body]) == expected
