@@ -169,3 +169,24 @@ def test_modules_stay_readable():
         if lines > MAX_LINES and relative not in LARGE_MODULES:
             too_long.append(f"{relative}: {lines} lines")
     assert too_long == [], "split these along a seam (docs/architecture.md)"
+
+
+# Where sync_to_async may run code: nothing there touches the database.
+SYNC_TO_ASYNC_ALLOWED = {"agenthub/middleware.py"}  # static files
+
+
+def test_async_code_reaches_the_database_only_through_agenthub_db():
+    """A sync function run with ``sync_to_async`` inside a request runs on
+    that request's own thread; a database connection it opens there goes
+    back to the pool only if Django's per-request housekeeping runs in that
+    thread, which the lean API handler skips.  ``agenthub.db`` returns its
+    connections itself, so async code uses it (the channel auth middleware
+    uses Channels' ``database_sync_to_async``, which closes them)."""
+    offenders = []
+    for _name, path in _modules():
+        relative = str(path.relative_to(ROOT))
+        if relative in SYNC_TO_ASYNC_ALLOWED or "/tests/" in relative:
+            continue
+        if "sync_to_async(" in path.read_text().replace("database_sync_to_async(", ""):
+            offenders.append(relative)
+    assert offenders == []

@@ -419,3 +419,40 @@ async def test_a_flood_of_messages_runs_one_turn_and_every_other_frame_is_refuse
     )
     assert users == 1
     assert httpx.get(f"{base}/health/live").status_code == 200
+
+
+def test_the_api_paths_return_every_database_connection_to_the_pool(org_a, tmp_path, settings):
+    """With a pool of two connections and the model routes reloaded on every
+    call, a leaked connection would make the third request wait for the
+    pool and fail: every call through the lean handler gives its
+    connections back (the regression: routes loaded with sync_to_async)."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL (CI always sets it)")
+    settings.AGENTHUB_MODELS = MODELS.split(",")
+    make_live_agent(org_a.organization, slug="support", model="mock-model")
+    _, raw_key = api_key_create(organization=org_a.organization, name="pool", role="member", actor_role="owner")
+    with serving(MockConfig(port=0, tokens=4)) as mock:
+        env = subprocess_env(
+            OPENAI_BASE_URL=mock.base_url,
+            AGENTHUB_MODELS=MODELS,
+            DATABASE_POOL_MIN_SIZE=1,
+            DATABASE_POOL_MAX_SIZE=2,
+            MODEL_ROUTES_REFRESH_SECONDS=0,
+            LOG_LEVEL="WARNING",
+        )
+        with run_daphne(env=env, log_path=tmp_path / "daphne.log") as base:
+            client = openai.OpenAI(base_url=f"{base}/v1", api_key=raw_key, max_retries=0, timeout=10)
+            auth = login(base)
+            for round_number in range(6):
+                started = time.monotonic()
+                answer = client.chat.completions.create(model="support", messages=[{"role": "user", "content": "Hi"}])
+                assert answer.choices[0].message.content
+                sse = httpx.post(
+                    f"{base}/api/v1/chat",
+                    json={"agent": "support", "prompt": "Hi"},
+                    headers={**auth, "Accept": "text/event-stream"},
+                    timeout=10,
+                )
+                assert sse.status_code == 200, sse.text
+                assert time.monotonic() - started < 2.5, f"round {round_number} waited for the pool"
+    assert "PoolTimeout" not in (tmp_path / "daphne.log").read_text()

@@ -13,9 +13,9 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from agenthub.db import db
 from integrations.llm.breaker import Cap, Limits, Stats, weighted_order
 
 DEFAULT_KEY = "default"
@@ -140,7 +140,9 @@ class RouteTable:
 
     async def routes(self) -> dict[str, Route]:
         if not self._fresh():
-            routes = await sync_to_async(load_routes)()
+            # Through agenthub.db: its threads return their connection to the
+            # pool after each call (a request's own sync thread would keep one).
+            routes = await db(load_routes)
             self._routes, self._loaded_at = routes, time.monotonic()
         return self._routes
 
