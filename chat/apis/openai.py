@@ -340,24 +340,32 @@ async def _chunks(subscription, turn_id, completion_id, created, model, include_
     try:
         yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
         while True:
-            event = await subscription.next()
-            data = event.data
-            if data.get("turn_id") != turn_id:
-                continue
-            kind = data["type"]
-            if kind == events.TOKEN:
-                yield _chunk(completion_id, created, model, {"content": data["delta"]})
-            elif kind == events.ERROR:
-                error = {"message": data["message"], "type": data["code"], "code": data["code"]}
-                yield f"data: {json.dumps({'error': error})}\n\n"
-                return
-            elif kind == events.TURN_FINISHED:
-                reason = "stop" if data["status"] == MessageStatus.COMPLETE else "length"
-                yield _chunk(completion_id, created, model, {}, finish_reason=reason)
-                if include_usage:
-                    yield _chunk(completion_id, created, model, None, usage=data["usage"])
-                yield "data: [DONE]\n\n"
-                return
+            # The next event, and with it every one already waiting: written
+            # together (the first is never held back).
+            batch = [await subscription.next(), *subscription.take_ready()]
+            frames = []
+            for event in batch:
+                data = event.data
+                if data.get("turn_id") != turn_id:
+                    continue
+                kind = data["type"]
+                if kind == events.TOKEN:
+                    frames.append(_chunk(completion_id, created, model, {"content": data["delta"]}))
+                elif kind == events.ERROR:
+                    error = {"message": data["message"], "type": data["code"], "code": data["code"]}
+                    frames.append(f"data: {json.dumps({'error': error})}\n\n")
+                    yield "".join(frames)
+                    return
+                elif kind == events.TURN_FINISHED:
+                    reason = "stop" if data["status"] == MessageStatus.COMPLETE else "length"
+                    frames.append(_chunk(completion_id, created, model, {}, finish_reason=reason))
+                    if include_usage:
+                        frames.append(_chunk(completion_id, created, model, None, usage=data["usage"]))
+                    frames.append("data: [DONE]\n\n")
+                    yield "".join(frames)
+                    return
+            if frames:
+                yield "".join(frames)
     finally:
         await subscription.close()
 

@@ -295,6 +295,18 @@ class PrivateSubscription(Subscription):
     async def close(self) -> None:
         self.closed = True
 
+    def take_ready(self) -> list:
+        """The events already waiting (none is waited for): a reader that
+        writes them together saves a write per event."""
+        items = list(self._ready)
+        self._ready.clear()
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event.seq > self.last_seq:
+                self.last_seq = event.seq
+                items.append(event)
+        return items
+
 
 class _NoLocks:
     """A private turn's conversation is new and its id not yet given out:
