@@ -139,3 +139,35 @@ def test_key_of_a_disabled_organization_is_refused(org_a):
     org_a.organization.is_active = False
     org_a.organization.save()
     assert key_client(raw).get("/api/v1/me").status_code == 401
+
+
+def test_another_process_refuses_a_revoked_key_within_the_cache_time(org_a, settings):
+    """A revocation made elsewhere (here: the row updated behind this
+    process's back) is seen once the process's memory of the key expires."""
+    import time
+
+    settings.API_KEY_CACHE_SECONDS = 0.3
+    created = create_key(org_a.client("admin")).json()
+    client = key_client(created["key"])
+    assert client.get("/api/v1/me").status_code == 200
+    ApiKey.objects.filter(pk=created["id"]).update(revoked_at=timezone.now())
+    assert client.get("/api/v1/me").status_code == 200  # still remembered here
+    time.sleep(0.35)
+    assert client.get("/api/v1/me").json()["error"]["code"] == "api_key_revoked"
+
+
+def test_without_the_cache_every_request_reads_the_key(org_a, settings):
+    settings.API_KEY_CACHE_SECONDS = 0
+    created = create_key(org_a.client("admin")).json()
+    client = key_client(created["key"])
+    assert client.get("/api/v1/me").status_code == 200
+    ApiKey.objects.filter(pk=created["id"]).update(revoked_at=timezone.now())
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_a_wrong_secret_is_refused_even_while_the_right_key_is_remembered(org_a):
+    created = create_key(org_a.client("admin")).json()
+    assert key_client(created["key"]).get("/api/v1/me").status_code == 200
+    prefix, _, _secret = created["key"].removeprefix("ahk_").partition("_")
+    forged = f"ahk_{prefix}_{'x' * 40}"
+    assert key_client(forged).get("/api/v1/me").status_code == 401
