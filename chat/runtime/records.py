@@ -137,6 +137,14 @@ class NewConversation:
 JOURNAL_KIND = "chat.exchange"
 
 
+def conversation_write(new: NewConversation) -> None:
+    """Writes a new conversation and its user's message now (a turn whose
+    tool calls and drafts will point at the conversation while it runs)."""
+    with transaction.atomic():
+        Conversation.objects.create(**new.row)
+        Message.objects.create(**new.user_message)
+
+
 async def exchange_journal(new: NewConversation, rows: list[dict], last_seq: int) -> None:
     """The new conversation, the user's message and the turn's rows, in one
     journal entry (written to the database in a batch, soon after)."""

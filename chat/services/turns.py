@@ -23,7 +23,7 @@ from chat.models import Conversation, Message, MessageRole
 from chat.runtime.context import AgentSnapshot, check_prompt_fits
 from chat.runtime.hub import PrivateEvents, Subscription, get_hub
 from chat.runtime.ports import TurnPorts
-from chat.runtime.records import NewConversation
+from chat.runtime.records import NewConversation, conversation_write
 from chat.runtime.turn import LOCK_TTL_SECONDS, TurnRunner
 from chat.services.conversations import caller_require_chat
 from integrations.llm.types import ChatMessage
@@ -340,9 +340,11 @@ async def turn_start_private(
     :func:`turn_start`, without what only a shared conversation needs: no
     lock (nothing else can reach the conversation), no replay log or
     publishing (the events go straight to the returned handle's
-    subscription).  The conversation, the user's message, the answer and the
-    ledger rows are written behind (:mod:`agenthub.journal`), in batches,
-    once the answer is known; the handle's subscription is always set."""
+    subscription).  The ledger rows are written behind
+    (:mod:`agenthub.journal`), and so are the conversation, the user's
+    message and the answer once the answer is known, unless the agent has
+    tools (their calls and drafts refer to the conversation: it is written
+    first).  The handle's subscription is always set."""
     caller_require_chat(caller)
     _refuse_if_draining()
     content = validate_prompt(history[-1].content)
@@ -384,6 +386,16 @@ async def turn_start_private(
             "content": content,
         },
     )
+    if agent.tools:
+        # Its tool calls and drafts point at the conversation while the turn
+        # runs: the conversation is written first, the answer after, as in
+        # any turn (the ledger rows are still written behind).
+        try:
+            await db(conversation_write, new_conversation)
+        except BaseException:
+            await ratelimit.slot_release(slots_key, turn_id)
+            raise
+        new_conversation = None
     events = PrivateEvents(conversation_id)
     runner = TurnRunner(
         hub=events,

@@ -321,3 +321,39 @@ def test_rest_chat_reports_tool_calls_and_drafts(org_a, settings):
     assert (draft["tool"], draft["status"], draft["arguments"]) == ("send_email", "pending", email)
     assert Draft.objects.get().pk.hex == draft["id"].replace("-", "")
     assert len(mail.outbox) == 0
+
+
+def test_the_openai_api_runs_tools_and_makes_drafts_in_its_conversation(org_a, settings):
+    """A /v1 call's conversation is written before a turn with tools starts
+    (its tool calls and drafts point at it), and its answer after."""
+    from agenthub.testing import journal_settle_sync
+    from chat.models import Conversation
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    make_live_agent(org_a.organization, tools=GRANTS)
+    client = org_a.client("member")
+    ran = client.post(
+        "/v1/chat/completions",
+        {"model": "helper", "messages": [{"role": "user", "content": 'calculator {"expression": "2+3"}'}]},
+        format="json",
+    )
+    assert ran.status_code == 200, ran.content
+    email = {"to": ["ops@example.com"], "subject": "Hi", "body": "Hello"}
+    drafted = client.post(
+        "/v1/chat/completions",
+        {"model": "helper", "messages": [{"role": "user", "content": f"send_email {json.dumps(email)}"}]},
+        format="json",
+    )
+    assert drafted.status_code == 200, drafted.content
+    journal_settle_sync()
+    calculator = ToolInvocation.objects.get(tool="calculator")
+    assert calculator.status == InvocationStatus.OK
+    draft = Draft.objects.get()
+    assert (draft.tool, draft.status) == ("send_email", DraftStatus.PENDING)
+    conversations = Conversation.objects.filter(channel="openai")
+    assert {str(c.pk) for c in conversations} == {str(calculator.conversation_id), str(draft.conversation_id)}
+    for conversation in conversations:
+        roles = list(conversation.messages.order_by("created_at").values_list("role", flat=True))
+        assert roles == ["user", "assistant", "tool", "assistant"]
+        assert conversation.last_seq > 0
+    assert len(mail.outbox) == 0
