@@ -97,28 +97,10 @@ def message_rows(
     return rows
 
 
-def persist_outcome(
-    *,
-    organization_id: str,
-    conversation_id: str,
-    message_id: str,
-    reply_to_id: str,
-    outcome: TurnOutcome,
-    latency_ms: float,
-    last_seq: int,
-    channel_model: str,
-    version_id: str,
-) -> None:
+def persist_outcome(*, conversation_id: str, rows: list[dict], last_seq: int, version_id: str) -> None:
+    """Writes a turn's rows (:func:`message_rows`) and where its
+    conversation's events stand, in one transaction."""
     now = timezone.now()
-    rows = message_rows(
-        organization_id=organization_id,
-        conversation_id=conversation_id,
-        message_id=message_id,
-        reply_to_id=reply_to_id,
-        outcome=outcome,
-        latency_ms=latency_ms,
-        channel_model=channel_model,
-    )
     with transaction.atomic():
         for row in rows:
             Message.objects.create(**row)

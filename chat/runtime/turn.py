@@ -355,35 +355,25 @@ class TurnRunner:
     async def _finish(self, outcome: TurnOutcome, started: float, cached_history: list[dict] | None) -> None:
         latency_ms = outcome.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         final_seq = self.seq + (2 if outcome.error else 1)
+        rows = message_rows(
+            organization_id=self.agent.organization_id,
+            conversation_id=self.conversation_id,
+            message_id=self.assistant_message_id,
+            reply_to_id=self.user_message_id,
+            outcome=outcome,
+            latency_ms=latency_ms,
+            channel_model=self.agent.model,
+        )
         try:
-            if self.new_conversation is not None:
-                await asyncio.shield(
-                    exchange_journal(
-                        self.new_conversation,
-                        message_rows(
-                            organization_id=self.agent.organization_id,
-                            conversation_id=self.conversation_id,
-                            message_id=self.assistant_message_id,
-                            reply_to_id=self.user_message_id,
-                            outcome=outcome,
-                            latency_ms=latency_ms,
-                            channel_model=self.agent.model,
-                        ),
-                        final_seq,
-                    )
-                )
+            if self.new_conversation is not None:  # written behind, with the conversation
+                await asyncio.shield(exchange_journal(self.new_conversation, rows, final_seq))
             else:
                 await asyncio.shield(
                     db(
                         persist_outcome,
-                        organization_id=self.agent.organization_id,
                         conversation_id=self.conversation_id,
-                        message_id=self.assistant_message_id,
-                        reply_to_id=self.user_message_id,
-                        outcome=outcome,
-                        latency_ms=latency_ms,
+                        rows=rows,
                         last_seq=final_seq,
-                        channel_model=self.agent.model,
                         version_id=self.agent.version_id,
                     )
                 )

@@ -74,6 +74,18 @@ def _refuse_if_draining() -> None:
         raise error
 
 
+def _too_many_turns(limit: int) -> ApplicationError:
+    metrics.ws_rate_limited.labels(reason="concurrent_turns").inc()
+    error = ApplicationError(
+        f"You already have {limit} turns running; wait for one to finish.",
+        code="too_many_turns",
+        status_code=429,
+        details={"limit": limit, "retry_after_ms": 1000},
+    )
+    error.retry_after = 1
+    return error
+
+
 @dataclass
 class TurnHandle:
     turn_id: str
@@ -272,15 +284,7 @@ async def _turn_start(
         await hub.store.release_turn(conversation_id, turn_id)
         if admission.wait:
             raise rate_limited_error("You are sending messages too fast", admission.wait, "user")
-        metrics.ws_rate_limited.labels(reason="concurrent_turns").inc()
-        error = ApplicationError(
-            f"You already have {limit} turns running; wait for one to finish.",
-            code="too_many_turns",
-            status_code=429,
-            details={"limit": limit, "retry_after_ms": 1000},
-        )
-        error.retry_after = 1
-        raise error
+        raise _too_many_turns(limit)
     try:
         # The message is saved before the model is called; meanwhile Redis
         # says where the event numbering stands and what the recent history is.
@@ -356,15 +360,7 @@ async def turn_start_private(
     limit = settings.CHAT_MAX_CONCURRENT_TURNS_PER_USER
     admission = await ratelimit.admit((), slots_key, turn_id, limit=limit, ttl=LOCK_TTL_SECONDS)
     if not admission.ok:
-        metrics.ws_rate_limited.labels(reason="concurrent_turns").inc()
-        error = ApplicationError(
-            f"You already have {limit} turns running; wait for one to finish.",
-            code="too_many_turns",
-            status_code=429,
-            details={"limit": limit, "retry_after_ms": 1000},
-        )
-        error.retry_after = 1
-        raise error
+        raise _too_many_turns(limit)
     user_message_id = str(uuid.uuid4())
     new_conversation = NewConversation(
         row={
