@@ -29,10 +29,21 @@ def get_redis():
             socket_connect_timeout=2,
             socket_keepalive=True,
             health_check_interval=30,
+            # Given once: without it every new connection reads redis-py's
+            # version from the package metadata (about a millisecond of CPU
+            # each, when a burst of turns grows the pool).
+            driver_info=_driver_info(),
         )
         client = aioredis.Redis(connection_pool=pool)
         _clients[loop] = client
     return client
+
+
+def _driver_info():
+    import redis
+    from redis.driver_info import DriverInfo
+
+    return DriverInfo(lib_version=redis.__version__)
 
 
 _scripts: "weakref.WeakKeyDictionary[object, dict[str, object]]" = weakref.WeakKeyDictionary()
