@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import redis.exceptions
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
 from agenthub.db import db
 
@@ -54,6 +54,7 @@ _appliers: dict[str, Callable[[list[dict]], None]] = {}
 _consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 _drainers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 _STORE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+_DATABASE_DOWN = (OperationalError, InterfaceError)
 
 
 def register(kind: str, apply: Callable[[list[dict]], None]) -> None:
@@ -100,7 +101,13 @@ async def append(kind: str, payload: dict) -> None:
             if settings.JOURNAL_DRAIN_IN_WEB:
                 _ensure_drainer()
             return
-    await db(apply_entries, [Entry("direct", kind, payload)])
+    failed = await db(apply_entries, [Entry("direct", kind, payload)])
+    if failed:  # written nowhere: the caller must know (a turn reports persistence_error)
+        raise JournalWriteError(f"the {kind} entry could not be written to the database")
+
+
+class JournalWriteError(Exception):
+    pass
 
 
 class _Appender:
@@ -156,7 +163,9 @@ def _appender() -> _Appender:
 def apply_entries(entries: list[Entry]) -> list[Entry]:
     """Applies ``entries`` (sync): each kind's batch in one transaction; a
     batch that fails is retried entry by entry.  Returns the entries that
-    could not be applied (they are kept aside, never dropped)."""
+    could not be applied (they are kept aside, never dropped).  When the
+    database cannot be reached it raises: the entries stay in the stream,
+    unacknowledged, and are taken again later."""
     by_kind: dict[str, list[Entry]] = {}
     failed: list[Entry] = []
     for entry in entries:
@@ -172,6 +181,8 @@ def apply_entries(entries: list[Entry]) -> list[Entry]:
                 with transaction.atomic():
                     apply([e.payload for e in batch])
                 continue
+            except _DATABASE_DOWN:
+                raise  # nothing is set aside while the database is unreachable: tried again later
             except Exception as exc:
                 logger.warning(
                     "journal: a batch of %d %s entries failed (%s); applying them one by one",
@@ -183,6 +194,8 @@ def apply_entries(entries: list[Entry]) -> list[Entry]:
             try:
                 with transaction.atomic():
                     apply([entry.payload])
+            except _DATABASE_DOWN:
+                raise
             except IntegrityError as exc:
                 # What it refers to is gone (an organization, agent or key
                 # deleted meanwhile): kept aside with the reason.
@@ -238,8 +251,10 @@ async def drain_once(client, *, block_ms: int | None = None, claim: bool = False
         raw = reply[0][1] if reply else []
     entries = [e for entry_id, fields in raw if fields and (e := _decode(entry_id, fields)) is not None]
     bad = [entry_id for entry_id, fields in raw if not fields or _decode(entry_id, fields) is None]
-    if bad:
+    if bad:  # not written by this module (or truncated): nothing to apply
+        logger.error("journal: dropping %d entries that cannot be read: %s", len(bad), bad[:10])
         await client.xack(STREAM, GROUP, *bad)
+        await client.xdel(STREAM, *bad)
     if not entries:
         return 0
     failed = await db(apply_entries, entries)

@@ -191,3 +191,47 @@ def test_health_shows_what_waits_and_what_was_kept_aside(org_a, agent, settings,
     asyncio.run(keep_aside())
     entry = client.get("/health/ready").json()["checks"]["journal"]
     assert entry["status"] == "degraded" and entry["kept_aside"] == 1
+
+
+def test_without_the_stream_a_failed_write_is_reported_not_dropped(org_a, agent, settings, monkeypatch):
+    """Written at once and refused by the database: the call says its answer
+    was not saved (as any turn does), instead of losing it quietly."""
+    from chat.runtime import records
+
+    settings.WRITE_BEHIND = False
+
+    def refuse(payloads):
+        raise RuntimeError("the database refused")
+
+    monkeypatch.setitem(journal._appliers, records.JOURNAL_KIND, refuse)
+    response = _ask(org_a.client("member"))
+    assert response.status_code == 502, response.content
+    assert response.json()["error"]["code"] == "persistence_error"
+
+
+async def test_while_the_database_is_down_entries_wait_in_the_stream(org_a, agent, settings, monkeypatch):
+    """An unreachable database sets nothing aside: the entries stay taken,
+    unacknowledged, and are written once it is back."""
+    from asgiref.sync import sync_to_async
+    from django.db import OperationalError
+
+    from chat.runtime import records
+
+    settings.JOURNAL_DRAIN_IN_WEB = False
+    settings.JOURNAL_CLAIM_IDLE_SECONDS = 0.05
+    client = await sync_to_async(org_a.client)("member")
+    assert (await sync_to_async(_ask)(client)).status_code == 200
+
+    def database_down(payloads):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setitem(journal._appliers, records.JOURNAL_KIND, database_down)
+    with pytest.raises(OperationalError):
+        await journal.drain_all(claim_idle=False)
+    state = await journal.backlog()
+    assert state["dead"] == 0 and state["pending"] >= 1
+    monkeypatch.setitem(journal._appliers, records.JOURNAL_KIND, records.exchanges_apply)
+    await asyncio.sleep(0.1)
+    await journal.drain_all(claim_idle=True)
+    assert await sync_to_async(Conversation.objects.filter(channel="openai").count)() == 1
+    assert await journal.backlog() == {"length": 0, "pending": 0, "dead": 0}
