@@ -38,7 +38,12 @@ def database_url_for_subprocess() -> str:
 
 
 def subprocess_env(**extra) -> dict:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agenthub.settings.test", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "agenthub.settings.test",
+        "PYTHONUNBUFFERED": "1",
+        "JOURNAL_DRAIN_IN_WEB": "true",  # servers drain the write-behind journal, as in production
+    }
     env["DATABASE_URL"] = database_url_for_subprocess()
     env.update({k: str(v) for k, v in extra.items()})
     return env

@@ -18,6 +18,10 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="WARNING").upper()
 LOGGING["root"]["level"] = LOG_LEVEL
 LOG_FORMAT = "json"
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
+# In-process tests write the journal themselves (agenthub.testing.journal_settle):
+# a drainer started on a request's short-lived event loop would outlive its
+# test.  The servers end-to-end tests start drain it as production does.
+JOURNAL_DRAIN_IN_WEB = env.bool("JOURNAL_DRAIN_IN_WEB", default=False)
 
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -456,3 +456,17 @@ def test_the_api_paths_return_every_database_connection_to_the_pool(org_a, tmp_p
                 assert sse.status_code == 200, sse.text
                 assert time.monotonic() - started < 2.5, f"round {round_number} waited for the pool"
     assert "PoolTimeout" not in (tmp_path / "daphne.log").read_text()
+
+
+def test_a_server_writes_its_journal_by_itself(setup):
+    """Nobody settles the journal here: the server's own drainer writes the
+    /v1 call's rows within moments."""
+    _, raw_key = api_key_create(organization=setup["org"].organization, name="drain", role="member", actor_role="owner")
+    client = openai.OpenAI(base_url=f"{setup['a']}/v1", api_key=raw_key, max_retries=0)
+    answer = client.chat.completions.create(model="support", messages=[{"role": "user", "content": "Written?"}])
+    deadline = time.monotonic() + 10
+    while not Message.objects.filter(conversation__channel="openai", role="assistant").exists():
+        assert time.monotonic() < deadline, "the server did not write its journal"
+        time.sleep(0.05)
+    message = Message.objects.get(conversation__channel="openai", role="assistant")
+    assert message.content == answer.choices[0].message.content
