@@ -316,9 +316,17 @@ async def _turn_start(
         slots_key=slots_key,
         ports=ports,
     )
-    task = asyncio.create_task(runner.run(), name=f"chat-turn-{turn_id}")
-    hub.register_turn(conversation_id, task, runner)
-    return TurnHandle(turn_id, conversation_id, user_message_id, last_seq + 1, task, runner)
+    return _launch(hub, runner, first_seq=last_seq + 1)
+
+
+def _launch(hub, runner: TurnRunner, *, first_seq: int, subscription=None) -> TurnHandle:
+    """Runs the turn as its own task, registered with the process's hub (the
+    drain waits for it; a cancel or a draft's news reaches it)."""
+    task = asyncio.create_task(runner.run(), name=f"chat-turn-{runner.turn_id}")
+    hub.register_turn(runner.conversation_id, task, runner)
+    return TurnHandle(
+        runner.turn_id, runner.conversation_id, runner.user_message_id, first_seq, task, runner, subscription
+    )
 
 
 async def turn_cancel(*, conversation_id: str) -> None:
@@ -410,8 +418,4 @@ async def turn_start_private(
         ports=WRITE_BEHIND_PORTS,
         new_conversation=new_conversation,
     )
-    task = asyncio.create_task(runner.run(), name=f"chat-turn-{turn_id}")
-    # Registered with the process's hub: the drain waits for it, and a cancel
-    # or a draft's news reaches it like any turn's.
-    hub.register_turn(conversation_id, task, runner)
-    return TurnHandle(turn_id, conversation_id, user_message_id, 1, task, runner, events.subscription)
+    return _launch(hub, runner, first_seq=1, subscription=events.subscription)
